@@ -1,0 +1,64 @@
+"""The one piece of global state: a psycopg connection pool, and transactions as a given role."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any, Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+# Roles the service may act as. Never interpolate anything else into `set local role`.
+_ROLES = {"service_role": "service_role"}
+
+
+def make_pool(config: Config, *, open_now: bool = False) -> ConnectionPool:
+    """A pool that connects lazily, so the app starts even when the database is down."""
+    return ConnectionPool(
+        conninfo=config.database_url,
+        min_size=config.db_pool_min,
+        max_size=config.db_pool_max,
+        kwargs={
+            "autocommit": False,
+            "row_factory": dict_row,
+            "options": f"-c statement_timeout={config.db_statement_timeout_ms}",
+            "connect_timeout": 3,
+        },
+        timeout=5,
+        open=open_now,
+        name="zenrent",
+    )
+
+
+@contextlib.contextmanager
+def transaction_as(pool: ConnectionPool, role: str = "service_role") -> Iterator[psycopg.Connection]:
+    """One transaction on a pooled connection, switched to an API role for its duration."""
+    with pool.connection() as conn:
+        with conn.transaction():
+            conn.execute(f"set local role {_ROLES[role]}")
+            yield conn
+
+
+def call_rpc(pool: ConnectionPool, function: str, *args: Any, role: str = "service_role") -> Any:
+    """Call one public RPC (a fixed, known name) in its own transaction and return its value."""
+    placeholders = ", ".join(["%s"] * len(args))
+    params = [json.dumps(a) if isinstance(a, (dict, list)) else a for a in args]
+    with transaction_as(pool, role) as conn:
+        row = conn.execute(f"select public.{function}({placeholders}) as result", params).fetchone()
+    return row["result"] if row else None
+
+
+def ping(pool: ConnectionPool) -> bool:
+    try:
+        with pool.connection(timeout=2) as conn:
+            conn.execute("select 1")
+        return True
+    except Exception as exc:  # noqa: BLE001 - health is a yes/no question
+        log.warning("database ping failed: %s", type(exc).__name__)
+        return False

@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Shared settings for every script in scripts/. Sourced, never run.
+# Everything a script needs is derived from these few variables, each overridable from the environment.
+
+set -euo pipefail
+
+ZR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ZR_ROOT
+
+# The local cluster: one per port, its data directory somewhere the `postgres` OS user can reach
+# whatever folder the checkout sits in (CI clones into root-only folders made by `mktemp -d`).
+export ZR_DB_PORT="${ZR_DB_PORT:-54322}"
+export ZR_DB_DIR="${ZR_DB_DIR:-/var/lib/postgresql/zenrent/${ZR_DB_PORT}}"
+export ZR_DB_NAME="${ZR_DB_NAME:-postgres}"
+export ZR_PG_BIN="${ZR_PG_BIN:-/usr/lib/postgresql/15/bin}"
+export DATABASE_URL="${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:${ZR_DB_PORT}/${ZR_DB_NAME}?sslmode=disable}"
+
+export ZR_VENV="${ZR_VENV:-${ZR_ROOT}/.venv}"
+export PATH="${ZR_ROOT}/node_modules/.bin:${ZR_PG_BIN}:${PATH}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Run a command as the OS user that owns the cluster. Postgres refuses to run as root.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# psql against the project database as the superuser, stopping at the first error.
+zr_psql() {
+  psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,42 @@
+"""Shared fixtures. The database is the one scripts/test (or scripts/db reset) prepared;
+DATABASE_URL points at it. Nothing here starts a server by hand."""
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app import create_app
+from app.config import Config
+
+DATABASE_URL = os.environ.get(
+    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
+)
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return Config.from_env({"DATABASE_URL": DATABASE_URL})
+
+
+@pytest.fixture()
+def app(config):
+    flask_app = create_app(config)
+    flask_app.testing = True
+    yield flask_app
+    flask_app.extensions["zr_pool"].close()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def db():
+    """A superuser connection whose work is rolled back after the test."""
+    with psycopg.connect(DATABASE_URL, row_factory=dict_row) as conn:
+        yield conn
+        conn.rollback()

@@ -1,0 +1,19 @@
+from app.config import Config
+
+
+def test_healthz_is_green_against_the_real_database(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_reports_an_unreachable_database():
+    from app import create_app
+
+    app = create_app(Config.from_env({"DATABASE_URL": "postgresql://postgres:postgres@127.0.0.1:1/postgres"}))
+    try:
+        resp = app.test_client().get("/healthz")
+        assert resp.status_code == 503
+        assert resp.get_json()["database"] == "unreachable"
+    finally:
+        app.extensions["zr_pool"].close(timeout=0)
