@@ -32,5 +32,5 @@ as_pg() {
 
 # psql against the project database as the superuser, stopping at the first error.
 zr_psql() {
-  psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 "$@"
+  PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 "$@"
 }

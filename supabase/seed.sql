@@ -10,10 +10,10 @@ insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_d
   ('00000000-0000-4000-a000-0000000ca201', 'authenticated', 'authenticated', 'carol@zenrent.test', '{"provider":"email"}', '{"full_name":"Carol Singh"}'),
   ('00000000-0000-4000-a000-000000005a55', 'authenticated', 'authenticated', 'support@zenrent.test', '{"provider":"email","role":"support"}', '{"full_name":"Sam Support"}');
 
-insert into public.user_profiles (id, full_name, email, phone) values
-  ('00000000-0000-4000-a000-00000000a11c', 'Alice Hart',  'alice@zenrent.test', '+44 20 7946 0001'),
-  ('00000000-0000-4000-a000-000000000b0b', 'Bob Okafor',  'bob@zenrent.test',   '020 7946 0002'),
-  ('00000000-0000-4000-a000-0000000ca201', 'Carol Singh', 'carol@zenrent.test', null);
+insert into public.user_profiles (id, full_name, email, phone, whatsapp_enabled, whatsapp_opted_in_at) values
+  ('00000000-0000-4000-a000-00000000a11c', 'Alice Hart',  'alice@zenrent.test', '+44 20 7946 0001', true, '2026-11-01T09:00:00Z'),
+  ('00000000-0000-4000-a000-000000000b0b', 'Bob Okafor',  'bob@zenrent.test',   '020 7946 0002',    true, '2026-11-02T09:00:00Z'),
+  ('00000000-0000-4000-a000-0000000ca201', 'Carol Singh', 'carol@zenrent.test', null,               false, null);
 
 insert into public.properties (id, user_id, address, city, postcode) values
   ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-00000000a11c', '12 Rosemary Lane, Flat 1', 'London', 'E1 6AN'),
