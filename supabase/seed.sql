@@ -44,16 +44,18 @@ insert into public.leases (tenant_id, property_id, status, start_date, end_date)
   ('00000000-0000-4000-c000-000000000007', '00000000-0000-4000-b000-000000000003', 'active', '2024-09-01', null),
   ('00000000-0000-4000-c000-000000000008', '00000000-0000-4000-b000-000000000004', 'active', '2025-02-01', null);
 
--- Alice's own WhatsApp Business Account and some history under it.
+-- Alice's and Bob's old WhatsApp Business Accounts, as phase 3 leaves them (retired, no credentials).
 insert into public.whatsapp_accounts (id, user_id, waba_id, phone_number_id, display_phone_number, status, access_token_ref, connected_at) values
-  ('00000000-0000-4000-d000-000000000001', '00000000-0000-4000-a000-00000000a11c', '102290129340398', '106540352242922', '+44 20 7946 0001', 'connected', 'vault:whatsapp/alice', '2024-03-01T09:00:00Z'),
+  ('00000000-0000-4000-d000-000000000001', '00000000-0000-4000-a000-00000000a11c', '102290129340398', '106540352242922', '+44 20 7946 0001', 'migrated_to_centralized', null, '2024-03-01T09:00:00Z'),
   ('00000000-0000-4000-d000-000000000002', '00000000-0000-4000-a000-000000000b0b', '102290129340777', '106540352242777', '+44 20 7946 0002', 'disconnected', null, '2024-05-01T09:00:00Z');
 
-insert into public.whatsapp_messages (user_id, waba_id, wamid, from_phone, to_phone, direction, type, body, status, sent_at) values
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0001', '447700900123', '442079460001', 'incoming', 'text', 'Hi Alice, the boiler is making a noise again.', 'read', '2026-10-01T08:15:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0002', '442079460001', '447700900123', 'outgoing', 'text', 'Thanks Tom, an engineer will come on Thursday.', 'read', '2026-10-01T08:40:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0003', '+44 7700 900456', '442079460001', 'incoming', 'text', 'Rent sent, thank you!', 'read', '2026-10-02T10:00:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0004', '442079460001', '07700 900456', 'outgoing', 'text', 'Received, thanks Priya.', 'delivered', '2026-10-02T10:05:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0005', '447700900999', '442079460001', 'incoming', 'text', 'Can I have my deposit back?', 'read', '2024-12-20T12:00:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0006', '447911123456', '442079460001', 'incoming', 'text', 'Is the flat still available?', 'read', '2026-09-15T17:30:00Z'),
-  ('00000000-0000-4000-a000-00000000a11c', '102290129340398', 'wamid.SEED0007', '447700900555', '442079460001', 'incoming', 'image', null, 'read', '2026-10-05T19:00:00Z');
+-- Alice's history from her own WABA, not yet moved into conversations: scripts/db reset runs
+-- scripts/migrate-history, which files it (outgoing messages by to_phone, unknown numbers held).
+insert into public.whatsapp_messages (user_id, wamid, from_phone, to_phone, direction, type, body, status, sent_at) values
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0001', '447700900123', '442079460001', 'incoming', 'text', 'Hi Alice, the boiler is making a noise again.', 'read', '2026-10-01T08:15:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0002', '442079460001', '447700900123', 'outgoing', 'text', 'Thanks Tom, an engineer will come on Thursday.', 'read', '2026-10-01T08:40:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0003', '+44 7700 900456', '442079460001', 'incoming', 'text', 'Rent sent, thank you!', 'read', '2026-10-02T10:00:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0004', '442079460001', '07700 900456', 'outgoing', 'text', 'Received, thanks Priya.', 'delivered', '2026-10-02T10:05:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0005', '447700900999', '442079460001', 'incoming', 'text', 'Can I have my deposit back?', 'read', '2024-12-20T12:00:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0006', '447911123456', '442079460001', 'incoming', 'text', 'Is the flat still available?', 'read', '2026-09-15T17:30:00Z'),
+  ('00000000-0000-4000-a000-00000000a11c', 'wamid.SEED0007', '447700900555', '442079460001', 'incoming', 'image', null, 'read', '2026-10-05T19:00:00Z');

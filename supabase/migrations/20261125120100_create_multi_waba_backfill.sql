@@ -1,0 +1,249 @@
+-- Why: phase 2 data. Every multi-WABA message must appear in the right conversation of the new
+-- inbox, nothing lost, nothing shown to the wrong landlord. Rules:
+--   * landlord_id = user_id (the WABA's owner); is_from_tenant = (direction = 'incoming');
+--   * the tenant's phone is from_phone for incoming and to_phone for outgoing messages,
+--     compared normalized (private.normalize_phone), never as raw strings;
+--   * tenant = that landlord's tenant with that phone; with several, the one whose lease was
+--     active at the message time, else none and the ambiguity recorded in routing_metadata;
+--     property = the lease active at the message time;
+--   * one conversation per (landlord, phone), counters from history, unread_count 0;
+--   * no tenant with that phone -> routing_status 'unknown_sender', still the landlord's (by
+--     user_id and landlord_id), never deleted.
+-- It runs in small batches (one transaction each, FOR UPDATE SKIP LOCKED, no table lock), is
+-- idempotent (a row is pending while landlord_id is null) and resumes after any interruption.
+
+-- A backfill is not an edit: it keeps updated_at as it was.
+create or replace function private.trg_set_updated_at()
+returns trigger
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  if coalesce(current_setting('zenrent.preserve_updated_at', true), '') <> 'on' then
+    new.updated_at := now();
+  end if;
+  return new;
+end
+$$;
+
+create index whatsapp_messages_backfill_pending_idx on public.whatsapp_messages (id)
+  where landlord_id is null and user_id is not null;
+
+-- Copy multi-WABA rows to the archive, exactly as they are, unless already there.
+create or replace function private.archive_multi_waba_messages(ids uuid[])
+returns integer
+language sql
+security invoker
+set search_path = ''
+as $$
+  with archived as (
+    insert into archive.multi_waba_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type, body,
+                                             status, sent_at, created_at, updated_at)
+    select m.id, m.user_id, m.waba_id, m.wamid, m.from_phone, m.to_phone, m.direction, m.type, m.body, m.status,
+           m.sent_at, m.created_at, m.updated_at
+    from public.whatsapp_messages m
+    where m.id = any (ids) and m.user_id is not null and m.raw is null
+    on conflict (id) do nothing
+    returning 1
+  )
+  select count(*)::integer from archived
+$$;
+
+create or replace function public.backfill_multi_waba_history(batch_size integer default 2000)
+returns jsonb
+language plpgsql
+security definer -- rewrites every landlord's history and the archive; service_role only
+set search_path = ''
+as $$
+declare
+  country text := private.default_country();
+  result jsonb;
+  batch_ids uuid[];
+  n_archived integer;
+begin
+  if batch_size is null or batch_size not between 1 and 50000 then
+    raise exception using errcode = '22023', message = 'batch_size must be between 1 and 50000', hint = 'e.g. 2000';
+  end if;
+  perform set_config('zenrent.preserve_updated_at', 'on', true);
+
+  -- Take the next pending rows (skip those another run holds), and archive them before anything changes.
+  select array_agg(x.id) into batch_ids from (
+    select m.id from public.whatsapp_messages m
+    where m.landlord_id is null and m.user_id is not null
+    order by m.id limit batch_size
+    for update skip locked) x;
+  if batch_ids is null then
+    return jsonb_build_object('seen', 0, 'archived', 0, 'matched', 0, 'unmatched', 0, 'ambiguous', 0,
+                              'conversations_created', 0, 'remaining', 0);
+  end if;
+  n_archived := private.archive_multi_waba_messages(batch_ids);
+
+  with batch as (
+    select m.id, m.user_id, m.direction, m.sent_at, m.type, m.body,
+           private.normalize_phone(case when m.direction = 'incoming' then m.from_phone else m.to_phone end, country) as phone
+    from public.whatsapp_messages m
+    where m.id = any (batch_ids)
+  ),
+  candidate as (
+    -- the landlord's tenants with this phone, and the property of their lease active at the message time
+    select b.id as message_id, t.id as tenant_id,
+           (select l.property_id from public.leases l
+             where l.tenant_id = t.id and l.status in ('active', 'ended')
+               and l.start_date <= b.sent_at::date and (l.end_date is null or l.end_date >= b.sent_at::date)
+             order by l.start_date desc, l.id limit 1) as property_id
+    from batch b
+    join public.tenants t on t.user_id = b.user_id and t.phone_e164 = b.phone
+  ),
+  decision as (
+    select b.id, b.user_id, b.phone, b.direction, b.sent_at, b.type, b.body,
+           count(c.tenant_id) as n_tenants,
+           count(c.property_id) as n_at_time,
+           case when count(c.tenant_id) = 1 then (array_agg(c.tenant_id))[1]
+                when count(c.property_id) = 1 then (array_agg(c.tenant_id) filter (where c.property_id is not null))[1]
+           end as tenant_id,
+           case when count(c.tenant_id) = 1 then (array_agg(c.property_id))[1]
+                when count(c.property_id) = 1 then (array_agg(c.property_id) filter (where c.property_id is not null))[1]
+           end as property_id,
+           coalesce(jsonb_agg(c.tenant_id order by c.tenant_id) filter (where c.tenant_id is not null), '[]') as tenant_ids
+    from batch b left join candidate c on c.message_id = b.id
+    group by b.id, b.user_id, b.phone, b.direction, b.sent_at, b.type, b.body
+  ),
+  latest as (
+    -- per conversation in this batch: its newest message (for tenant, property, preview)
+    select distinct on (d.user_id, d.phone) d.user_id, d.phone, d.tenant_id, d.property_id, d.sent_at,
+           left(coalesce(nullif(btrim(d.body), ''), '[' || d.type || ']'), 160) as preview
+    from decision d where d.n_tenants > 0
+    order by d.user_id, d.phone, d.sent_at desc, d.id desc
+  ),
+  created as (
+    insert into public.whatsapp_conversations (landlord_id, tenant_phone, tenant_id, property_id)
+    select l.user_id, l.phone, l.tenant_id, l.property_id from latest l
+    on conflict (landlord_id, tenant_phone) do nothing
+    returning id, landlord_id, tenant_phone
+  ),
+  conversation as (
+    select c.id, c.landlord_id, c.tenant_phone from created c
+    union all
+    select cv.id, cv.landlord_id, cv.tenant_phone from public.whatsapp_conversations cv
+      join latest l on l.user_id = cv.landlord_id and l.phone = cv.tenant_phone
+  ),
+  updated as (
+    update public.whatsapp_messages m set
+      landlord_id = d.user_id,
+      is_from_tenant = (d.direction = 'incoming'),
+      tenant_phone = d.phone,
+      tenant_id = d.tenant_id,
+      property_id = d.property_id,
+      conversation_id = cv.id,
+      outbound_kind = case when d.direction = 'outgoing' then case when d.type = 'template' then 'template' else 'text' end end,
+      routing_status = case when d.n_tenants = 0 then 'unknown_sender'
+                            when d.direction = 'incoming' then 'delivered' else 'outbound' end,
+      routing_metadata = m.routing_metadata || jsonb_strip_nulls(jsonb_build_object(
+        'source', 'multi_waba_backfill',
+        'rule', case when d.n_tenants = 0 then 'no_tenant_with_phone'
+                     when d.n_tenants = 1 then 'tenant_phone'
+                     when d.tenant_id is not null then 'lease_active_at_message_time'
+                     else 'ambiguous_tenant' end,
+        'tenant_candidates', case when d.n_tenants > 1 then d.tenant_ids end,
+        'phone_unparseable', case when d.phone is null then true end))
+    from decision d
+    left join (select distinct on (x.landlord_id, x.tenant_phone) x.* from conversation x) cv
+      on cv.landlord_id = d.user_id and cv.tenant_phone = d.phone and d.n_tenants > 0
+    where m.id = d.id
+    returning m.id, m.conversation_id, m.routing_status, m.routing_metadata ->> 'rule' as rule
+  )
+  select jsonb_build_object(
+           'seen', (select count(*) from updated),
+           'archived', n_archived,
+           'matched', (select count(*) from updated u where u.routing_status <> 'unknown_sender'),
+           'unmatched', (select count(*) from updated u where u.routing_status = 'unknown_sender'),
+           'ambiguous', (select count(*) from updated u where u.rule = 'ambiguous_tenant'),
+           'conversations_created', (select count(*) from created)),
+         null::int
+    into result;
+
+  -- Conversation counters from the batch just filed (never touching live unread counts).
+  update public.whatsapp_conversations c set
+    last_message_at = greatest(c.last_message_at, s.last_at),
+    last_inbound_at = greatest(c.last_inbound_at, s.last_in),
+    last_message_preview = case when c.last_message_at is null or s.last_at > c.last_message_at then s.preview
+                                else c.last_message_preview end,
+    tenant_id = case when (c.last_message_at is null or s.last_at > c.last_message_at) and s.tenant_id is not null
+                     then s.tenant_id else c.tenant_id end,
+    property_id = case when (c.last_message_at is null or s.last_at > c.last_message_at) and s.property_id is not null
+                       then s.property_id else c.property_id end
+  from (
+    select m.conversation_id, max(m.sent_at) as last_at,
+           max(m.sent_at) filter (where m.direction = 'incoming') as last_in,
+           (array_agg(left(coalesce(nullif(btrim(m.body), ''), '[' || m.type || ']'), 160) order by m.sent_at desc, m.id desc))[1] as preview,
+           (array_agg(m.tenant_id order by m.sent_at desc, m.id desc))[1] as tenant_id,
+           (array_agg(m.property_id order by m.sent_at desc, m.id desc))[1] as property_id
+    from public.whatsapp_messages m
+    where m.id = any (batch_ids) and m.conversation_id is not null
+    group by m.conversation_id
+  ) s
+  where c.id = s.conversation_id;
+
+  return result || jsonb_build_object('remaining', (
+    select count(*) from public.whatsapp_messages m where m.landlord_id is null and m.user_id is not null));
+end
+$$;
+comment on function public.backfill_multi_waba_history(integer) is
+  'Service role: file the next batch of multi-WABA messages into conversations (idempotent, resumable; call until '
+  'remaining = 0). Returns counts for the batch: seen, archived, matched, unmatched, ambiguous, conversations_created, remaining.';
+
+create or replace function public.multi_waba_migration_report()
+returns jsonb
+language sql
+stable
+security definer -- reads every landlord's history; service_role only
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'messages', count(*),
+    'pending', count(*) filter (where m.landlord_id is null),
+    'matched', count(*) filter (where m.routing_status in ('delivered', 'outbound')),
+    'unmatched', count(*) filter (where m.routing_status = 'unknown_sender'),
+    'ambiguous', count(*) filter (where m.routing_metadata ->> 'rule' = 'ambiguous_tenant'),
+    'conversations', count(distinct m.conversation_id),
+    'archived', (select count(*) from archive.multi_waba_messages))
+  from public.whatsapp_messages m
+  where m.user_id is not null
+$$;
+comment on function public.multi_waba_migration_report() is
+  'Service role: totals of the multi-WABA history migration, computed from the data (safe to call any time).';
+
+-- Archive and live rows must match, per landlord: counts and a checksum of the content
+-- (every archived column but waba_id, which phase 3 drops, and updated_at).
+create or replace function public.reconcile_multi_waba_archive()
+returns table (landlord_id uuid, archived bigint, live bigint, archive_checksum text, live_checksum text, matches boolean)
+language sql
+stable
+security definer -- reads the archive and every landlord's history; service_role only
+set search_path = ''
+as $$
+  with a as (
+    select x.user_id, count(*) as n,
+           md5(string_agg(concat_ws('|', x.id, x.user_id, x.wamid, x.from_phone, x.to_phone, x.direction, x.type, x.body,
+                                    x.status, x.sent_at, x.created_at), e'\n' order by x.id)) as checksum
+    from archive.multi_waba_messages x group by x.user_id
+  ),
+  l as (
+    select m.user_id, count(*) as n,
+           md5(string_agg(concat_ws('|', m.id, m.user_id, m.wamid, m.from_phone, m.to_phone, m.direction, m.type, m.body,
+                                    m.status, m.sent_at, m.created_at), e'\n' order by m.id)) as checksum
+    from public.whatsapp_messages m where m.user_id is not null group by m.user_id
+  )
+  select coalesce(a.user_id, l.user_id), coalesce(a.n, 0), coalesce(l.n, 0), a.checksum, l.checksum,
+         a.n is not distinct from l.n and a.checksum is not distinct from l.checksum
+  from a full join l on l.user_id = a.user_id
+  order by 1
+$$;
+comment on function public.reconcile_multi_waba_archive() is
+  'Service role: per landlord, archive vs live multi-WABA rows (count and content checksum); matches = true when identical.';
+
+revoke execute on function public.backfill_multi_waba_history(integer), public.multi_waba_migration_report(),
+  public.reconcile_multi_waba_archive() from public, anon, authenticated;
+grant execute on function public.backfill_multi_waba_history(integer), public.multi_waba_migration_report(),
+  public.reconcile_multi_waba_archive() to service_role;
