@@ -159,8 +159,7 @@ begin
            'matched', (select count(*) from updated u where u.routing_status <> 'unknown_sender'),
            'unmatched', (select count(*) from updated u where u.routing_status = 'unknown_sender'),
            'ambiguous', (select count(*) from updated u where u.rule = 'ambiguous_tenant'),
-           'conversations_created', (select count(*) from created)),
-         null::int
+           'conversations_created', (select count(*) from created))
     into result;
 
   -- Conversation counters from the batch just filed (never touching live unread counts).
