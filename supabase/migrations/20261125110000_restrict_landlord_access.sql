@@ -29,7 +29,14 @@ create policy "landlords can read their messages" on public.whatsapp_messages
 revoke insert on public.user_profiles from authenticated;
 grant insert (id, full_name, email, phone) on public.user_profiles to authenticated;
 
--- RLS helpers that are not needed by any policy are not callable by API roles.
+-- Functions in private are callable by API roles only when granted one by one. PostgreSQL gives
+-- every new function EXECUTE to PUBLIC, and the per-schema `alter default privileges in schema
+-- private revoke ...` of 20261125090000 cannot take away that global default, so until here every
+-- private function (security definer ones such as routing_sync_tenant() and is_opted_out()
+-- included) was executable by any signed-in user. Close them all; the explicit grants that
+-- policies and invoker triggers need (owns_property, owns_tenant, normalize_phone,
+-- default_country) stay. Private functions created later revoke PUBLIC right after creation.
+revoke execute on all functions in schema private from public;
 revoke execute on function private.is_opted_out(text) from authenticated;
 
 -- Live inbox.

@@ -86,6 +86,10 @@ begin
 end
 $$;
 
+-- Internal: called only by the security definer RPCs below.
+revoke execute on function private.current_landlord(), private.own_conversation(uuid, uuid),
+  private.check_can_send(public.user_profiles, public.whatsapp_conversations, boolean) from public;
+
 -- Last message of a phone to the central number (the 24 h window) without scanning history.
 create index whatsapp_messages_inbound_phone_idx on public.whatsapp_messages (tenant_phone, sent_at desc)
   where direction = 'incoming' and raw is not null;
@@ -137,7 +141,8 @@ declare
   signature text := format('From %s via ZenRent:', me.full_name);
   id uuid;
 begin
-  if body is null or btrim(body) = '' then
+  -- btrim() strips spaces only: a body of newlines or tabs would send the bare signature.
+  if body is null or body !~ '[^[:space:]]' then
     raise exception using errcode = '22023', message = 'message body is empty', hint = 'write something to send';
   end if;
   if length(signature) + 1 + length(body) > 4096 then
@@ -172,7 +177,8 @@ declare
   tpl jsonb;
   id uuid;
 begin
-  if template_name is null or template_name !~ '^[a-z0-9_]{1,512}$' then
+  -- Meta allows up to 512 characters; PostgreSQL regexes cap a bound at 255, so length is checked apart.
+  if template_name is null or template_name !~ '^[a-z0-9_]+$' or length(template_name) > 512 then
     raise exception using errcode = '22023', message = format('invalid template name %L', template_name),
       hint = 'template names are lowercase letters, digits and underscores, as approved in WhatsApp Manager';
   end if;

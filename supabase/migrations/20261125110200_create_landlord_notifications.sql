@@ -37,6 +37,8 @@ begin
 end
 $$;
 
+revoke execute on function private.trg_notify_landlord() from public;
+
 create trigger whatsapp_messages_notify_landlord after insert on public.whatsapp_messages
   for each row when (new.routing_status = 'delivered' and new.is_from_tenant and new.type <> 'reaction')
   execute function private.trg_notify_landlord();

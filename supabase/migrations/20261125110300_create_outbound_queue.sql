@@ -63,6 +63,10 @@ begin
     raise exception using errcode = '22023', message = 'pass exactly one of wamid and error',
       hint = 'wamid when Meta accepted the message, error {code, title, retryable, retry_after_seconds} otherwise';
   end if;
+  if wamid is not null and btrim(wamid) = '' then
+    raise exception using errcode = '22023', message = 'wamid is blank',
+      hint = 'pass the messages[0].id Meta returned';
+  end if;
   if error is not null and jsonb_typeof(error) <> 'object' then
     raise exception using errcode = '22023', message = 'error must be a JSON object', hint = '{"code": 131047, "title": "...", "retryable": false}';
   end if;

@@ -96,8 +96,10 @@ begin
 end
 $$;
 
--- Executing the helpers needs nothing special; what they switch to is what is tested.
+-- Executing the helpers needs nothing special; what they switch to is what is tested. Test
+-- files add their own helpers to this schema, executable by every test actor too.
 grant execute on all functions in schema tests to anon, authenticated, service_role;
+alter default privileges in schema tests grant execute on functions to anon, authenticated, service_role;
 
 select plan(17);
 
