@@ -73,10 +73,12 @@ begin
       hint = 'the tenant must send START before any message can be sent';
   end if;
   if free_text then
-    -- The window is Meta's: the phone's last message to the central number, whichever landlord
-    -- it was filed under. Multi-WABA history (no raw webhook element) went to other numbers.
+    -- Meta's window is per phone; ours is per conversation (stricter, so never outside Meta's):
+    -- a landlord may write freely only to a tenant who wrote to *them* through the central
+    -- number in the last 24 h. A per-phone window would let a landlord who added someone else's
+    -- tenant observe that tenant's activity. Multi-WABA history (no raw element) does not count.
     select max(m.sent_at) into last_inbound from public.whatsapp_messages m
-      where m.tenant_phone = c.tenant_phone and m.direction = 'incoming' and m.raw is not null;
+      where m.conversation_id = c.id and m.direction = 'incoming' and m.raw is not null;
     if last_inbound is null or last_inbound < now() - interval '24 hours' then
       raise exception using errcode = '55000',
         message = 'the 24-hour customer service window for this tenant is closed',
@@ -89,10 +91,6 @@ $$;
 -- Internal: called only by the security definer RPCs below.
 revoke execute on function private.current_landlord(), private.own_conversation(uuid, uuid),
   private.check_can_send(public.user_profiles, public.whatsapp_conversations, boolean) from public;
-
--- Last message of a phone to the central number (the 24 h window) without scanning history.
-create index whatsapp_messages_inbound_phone_idx on public.whatsapp_messages (tenant_phone, sent_at desc)
-  where direction = 'incoming' and raw is not null;
 
 create or replace function public.set_whatsapp_opt_in(enabled boolean, notifications_enabled boolean default null)
 returns jsonb

@@ -16,16 +16,21 @@ begin
   if batch_size is null or batch_size not between 1 and 1000 then
     raise exception using errcode = '22023', message = 'batch_size must be between 1 and 1000', hint = 'e.g. 10';
   end if;
-  -- Rules can change after queueing: a landlord opted out of WhatsApp, or the tenant sent STOP.
+  -- Rules can change after queueing: the landlord turned WhatsApp off, blocked the conversation,
+  -- or the tenant sent STOP.
   update public.whatsapp_messages m set status = 'failed', failed_at = now(),
     error_title = case when private.is_opted_out(m.tenant_phone) then 'cancelled: the tenant opted out (STOP)'
+                       when (select cv.status from public.whatsapp_conversations cv where cv.id = m.conversation_id) = 'blocked'
+                         then 'cancelled: the conversation is blocked'
                        else 'cancelled: the landlord turned WhatsApp off' end
   where m.id in (
     select q.id from public.whatsapp_messages q
     left join public.user_profiles up on up.id = q.landlord_id
+    left join public.whatsapp_conversations cv on cv.id = q.conversation_id
     where q.status = 'queued' and q.routing_status = 'outbound'
       and (q.next_attempt_at is null or q.next_attempt_at <= now())
-      and (not coalesce(up.whatsapp_enabled, false) or private.is_opted_out(q.tenant_phone))
+      and (not coalesce(up.whatsapp_enabled, false) or private.is_opted_out(q.tenant_phone)
+           or cv.status is not distinct from 'blocked')
     for update of q skip locked);
 
   return query
@@ -67,8 +72,12 @@ begin
     raise exception using errcode = '22023', message = 'wamid is blank',
       hint = 'pass the messages[0].id Meta returned';
   end if;
-  if error is not null and jsonb_typeof(error) <> 'object' then
-    raise exception using errcode = '22023', message = 'error must be a JSON object', hint = '{"code": 131047, "title": "...", "retryable": false}';
+  if error is not null and (jsonb_typeof(error) <> 'object'
+      or (error ? 'code' and jsonb_typeof(error -> 'code') not in ('number', 'null'))
+      or (error ? 'retryable' and jsonb_typeof(error -> 'retryable') not in ('boolean', 'null'))
+      or (error ? 'retry_after_seconds' and jsonb_typeof(error -> 'retry_after_seconds') not in ('number', 'null'))) then
+    raise exception using errcode = '22023', message = 'error must be a JSON object {code: number, title, retryable: boolean, retry_after_seconds: number}',
+      hint = '{"code": 131047, "title": "Re-engagement message", "retryable": false}';
   end if;
   select * into m from public.whatsapp_messages x where x.id = message_id and x.direction = 'outgoing' for update;
   if m.id is null then

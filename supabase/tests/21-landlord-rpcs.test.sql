@@ -3,7 +3,7 @@
 -- set_conversation_status, landlord notifications, and the outbound queue the workers drain
 -- (claim_outbound_messages, complete_outbound_message, reconcile_stuck_outbound).
 begin;
-select plan(144);
+select plan(151);
 
 -- Test-local helpers (rolled back with the file).
 create function tests.error_of(sql text)
@@ -466,6 +466,30 @@ select matches((select error_title from public.whatsapp_messages where body = 'q
 select throws_ok($$ select public.reconcile_stuck_outbound(0) $$, '22023', null, 'reconcile timeout must be positive (22023)');
 select is(public.complete_outbound_message(tests.mid('q6'), 'wamid.rpc.q6') ->> 'status', 'sent',
   'a message under review can still be completed when the result turns up');
+reset role;
+
+-- The 24 h window is per conversation: the shared tenant wrote to Bob (702a), not to Alice.
+select tests.authenticate_as('rpc_alice');
+select throws_ok(format('select public.send_whatsapp_message(%L, %L)', tests.conv('rpc_alice', '447700900702'), 'Hi Sue'),
+  '55000', 'the 24-hour customer service window for this tenant is closed',
+  'the window is per conversation: a message the tenant sent to another landlord does not open it');
+reset role;
+select tests.authenticate_as('rpc_bob');
+select isnt(public.send_whatsapp_message(tests.conv('rpc_bob', '447700900702'), 'Parking is fine'), null,
+  'the window is open for the landlord the tenant wrote to');
+select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('rpc_bob', '447700900702'), 'blocked'),
+  'Bob blocks the conversation after queueing a reply');
+reset role;
+select tests.authenticate_as_service_role();
+select is_empty($$ select 1 from public.claim_outbound_messages(1000) c join public.whatsapp_messages m on m.id = c.id
+                   where m.body = 'Parking is fine' $$,
+  'a reply queued before its conversation was blocked is not handed to a worker');
+select is((select status || ': ' || error_title from public.whatsapp_messages where body = 'Parking is fine'),
+  'failed: cancelled: the conversation is blocked', 'it is cancelled, with the reason');
+select throws_ok(format('select public.complete_outbound_message(%L, null, %L)', tests.mid('q7'), '{"code": "abc"}'),
+  '22023', null, 'complete_outbound_message: a non-numeric error code is refused (22023)');
+select throws_ok(format('select public.complete_outbound_message(%L, null, %L)', tests.mid('q7'), '{"code": 1, "retryable": "yes"}'),
+  '22023', null, 'complete_outbound_message: a non-boolean retryable is refused (22023)');
 reset role;
 
 select * from finish();
