@@ -31,6 +31,7 @@ alter table private.pending_message_statuses enable row level security;
 revoke all on private.pending_message_statuses from public, anon, authenticated, service_role;
 
 -- Apply one status to the message with this wamid. Returns false when no such message exists.
+-- A status heard before (Meta redelivers webhooks) writes nothing, not even status_updated_at.
 create or replace function private.apply_message_status(wamid text, status text, at timestamptz, errors jsonb)
 returns boolean
 language plpgsql
@@ -39,19 +40,43 @@ set search_path = ''
 as $$
 declare
   err jsonb := errors -> 0;
+  -- Meta's codes are integers; anything else is kept in error_details only, never a cast error
+  err_code integer := case when errors -> 0 ->> 'code' ~ '^-?[0-9]{1,9}$' then (errors -> 0 ->> 'code')::integer end;
+  m public.whatsapp_messages;
+  n public.whatsapp_messages;
 begin
-  update public.whatsapp_messages m set
-    status = case when private.status_rank(apply_message_status.status) > private.status_rank(m.status)
-                  then apply_message_status.status else m.status end,
-    delivered_at = case when apply_message_status.status = 'delivered' then least(coalesce(m.delivered_at, at), at) else m.delivered_at end,
-    read_at = case when apply_message_status.status = 'read' then least(coalesce(m.read_at, at), at) else m.read_at end,
-    failed_at = case when apply_message_status.status = 'failed' then coalesce(m.failed_at, at) else m.failed_at end,
-    error_code = case when apply_message_status.status = 'failed' then coalesce((err ->> 'code')::int, m.error_code) else m.error_code end,
-    error_title = case when apply_message_status.status = 'failed' then coalesce(err ->> 'title', err ->> 'message', m.error_title) else m.error_title end,
-    error_details = case when apply_message_status.status = 'failed' then coalesce(errors, m.error_details) else m.error_details end,
-    status_updated_at = now()
-  where m.wamid = apply_message_status.wamid and m.direction = 'outgoing';
-  return found;
+  select * into m from public.whatsapp_messages w
+    where w.wamid = apply_message_status.wamid and w.direction = 'outgoing'
+    for update;
+  if not found then
+    return false;
+  end if;
+  n := m;
+  if private.status_rank(apply_message_status.status) > private.status_rank(m.status) then
+    n.status := apply_message_status.status;
+  end if;
+  case apply_message_status.status
+    when 'delivered' then
+      n.delivered_at := least(coalesce(m.delivered_at, at), at);
+    when 'read' then
+      n.read_at := least(coalesce(m.read_at, at), at);
+    when 'failed' then
+      n.failed_at := coalesce(m.failed_at, at);
+      n.error_code := coalesce(err_code, m.error_code);
+      n.error_title := coalesce(err ->> 'title', err ->> 'message', m.error_title);
+      n.error_details := coalesce(errors, m.error_details);
+    else
+      null;
+  end case;
+  if (n.status, n.delivered_at, n.read_at, n.failed_at, n.error_code, n.error_title, n.error_details)
+     is distinct from (m.status, m.delivered_at, m.read_at, m.failed_at, m.error_code, m.error_title, m.error_details) then
+    update public.whatsapp_messages w set
+      status = n.status, delivered_at = n.delivered_at, read_at = n.read_at, failed_at = n.failed_at,
+      error_code = n.error_code, error_title = n.error_title, error_details = n.error_details,
+      status_updated_at = now()
+    where w.id = m.id;
+  end if;
+  return true;
 end
 $$;
 

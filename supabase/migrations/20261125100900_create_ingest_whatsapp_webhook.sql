@@ -3,15 +3,21 @@
 -- body: every entry, every change, every message (not only the first), every status, every
 -- error. A delivery for another phone number than the central one is refused whole.
 
+-- Meta's errors carry no id or time, so a redelivered webhook repeats them word for word: the
+-- same error for the same number is recorded once a day (UTC), the first time it is heard.
 create table private.webhook_errors (
   id bigint generated always as identity primary key,
   phone_number_id text,
   code integer,
   title text,
   details jsonb not null,
-  received_at timestamptz not null default now()
+  details_md5 text not null generated always as (md5(details::text)) stored,
+  received_at timestamptz not null default now(),
+  received_on date not null default (now() at time zone 'utc')::date,
+  constraint webhook_errors_once_a_day unique nulls not distinct (phone_number_id, details_md5, received_on)
 );
-comment on table private.webhook_errors is 'value.errors[] reported by Meta in webhooks (for operators).';
+comment on table private.webhook_errors is
+  'value.errors[] reported by Meta in webhooks (for operators); one row per number, error and UTC day.';
 create index webhook_errors_received_at_idx on private.webhook_errors (received_at);
 alter table private.webhook_errors enable row level security;
 revoke all on private.webhook_errors from public, anon, authenticated, service_role;
@@ -60,6 +66,7 @@ declare
   err jsonb;
   contact jsonb;
   phone_number_id text;
+  err_code integer;
   messages jsonb := '[]'::jsonb;
   statuses jsonb := '[]'::jsonb;
   errors jsonb := '[]'::jsonb;
@@ -114,9 +121,11 @@ begin
       end loop;
 
       for err in select e from jsonb_array_elements(coalesce(value -> 'errors', '[]')) e loop
+        err_code := case when err ->> 'code' ~ '^-?[0-9]{1,9}$' then (err ->> 'code')::integer end;
         insert into private.webhook_errors (phone_number_id, code, title, details)
-        values (phone_number_id, (err ->> 'code')::int, err ->> 'title', err);
-        errors := errors || jsonb_build_object('code', (err ->> 'code')::int, 'title', err ->> 'title');
+        values (phone_number_id, err_code, err ->> 'title', err)
+        on conflict on constraint webhook_errors_once_a_day do nothing;
+        errors := errors || jsonb_build_object('code', err_code, 'title', err ->> 'title');
       end loop;
     end loop;
   end loop;
