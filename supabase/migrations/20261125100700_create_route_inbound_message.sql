@@ -7,13 +7,17 @@
 --     wamid serialises racing deliveries; the second sees the first's row and returns it with
 --     duplicate = true, changing nothing;
 --   * candidates = landlords with an active lease for the sender's phone
---     (private.tenant_landlord_routing); landlords who blocked the phone are dropped;
+--     (private.tenant_landlord_routing);
 --   * none -> unknown_sender (courtesy reply at most once per phone per day);
---   * one -> that landlord; several -> the landlord whose outbound message the tenant replies to
---     (context.id), else the one landlord with an outbound message to this phone in the last 24 h
---     in a conversation the tenant has already written in, else ambiguous (clarification reply
---     at most once per phone per day). A landlord who merely added someone else's tenant's phone
---     therefore never captures that tenant's messages;
+--   * one -> that landlord; several -> among those who have not blocked the phone: the landlord
+--     whose outbound message the tenant replies to (context.id), else a support pin
+--     (private.routing_pins), else the one landlord with an outbound message to this phone in
+--     the last 24 h in a conversation the tenant has already written in, else ambiguous
+--     (clarification reply at most once per phone per day). A landlord who merely added someone
+--     else's tenant's phone therefore never captures that tenant's messages, not even when the
+--     real landlord has blocked the tenant;
+--   * a reply's reply_to_message_id only ever points at the chosen landlord's own message;
+--   * race-safety relies on READ COMMITTED (the default and what PostgREST uses);
 --   * the chosen landlord not opted in -> landlord_disabled; every candidate blocked -> blocked;
 --   * STOP / UNSUBSCRIBE and START change the phone's consent, acknowledged once per change.
 
@@ -202,17 +206,26 @@ begin
     v_status := 'unknown_sender'; rule := 'no_active_lease_for_phone';
   elsif n_open = 0 then
     v_status := 'blocked'; rule := 'blocked_by_every_candidate';
-  elsif n_open = 1 then
-    select (e ->> 'landlord_id')::uuid into chosen from jsonb_array_elements(candidates) e
-      where e ->> 'conversation_status' is distinct from 'blocked';
+  elsif n_candidates = 1 then
+    select (e ->> 'landlord_id')::uuid into chosen from jsonb_array_elements(candidates) e;
     rule := 'single_candidate';
   else
+    -- Several landlords. Only the tenant's own signals (or a support pin) choose, and only among
+    -- those who have not blocked the phone: a landlord blocking a tenant never hands that
+    -- tenant's messages to whoever else claims the phone.
     if c.reply_to_wamid is not null then
       select m.landlord_id into chosen from public.whatsapp_messages m
         join jsonb_array_elements(candidates) e on (e ->> 'landlord_id')::uuid = m.landlord_id
              and e ->> 'conversation_status' is distinct from 'blocked'
         where m.wamid = c.reply_to_wamid and m.direction = 'outgoing' and m.tenant_phone = v_phone;
       if chosen is not null then rule := 'reply_context'; end if;
+    end if;
+    if chosen is null then
+      select p.landlord_id into chosen from private.routing_pins p
+        join jsonb_array_elements(candidates) e on (e ->> 'landlord_id')::uuid = p.landlord_id
+             and e ->> 'conversation_status' is distinct from 'blocked'
+        where p.phone = v_phone and p.expires_at > now();
+      if chosen is not null then rule := 'support_pin'; end if;
     end if;
     if chosen is null then
       select min(m.landlord_id::text)::uuid, count(distinct m.landlord_id) into chosen, n_recent
@@ -256,7 +269,7 @@ begin
   values (
     v_wamid, 'incoming', true, c.type, c.body, c.media_id, c.media_mime_type, c.media_sha256, c.media_caption,
     c.media_filename, c.reply_to_wamid,
-    (select m.id from public.whatsapp_messages m where m.wamid = c.reply_to_wamid),
+    (select m.id from public.whatsapp_messages m where m.wamid = c.reply_to_wamid and m.landlord_id = chosen),
     v_from, coalesce(metadata ->> 'display_phone_number', cfg.display_phone_number), v_phone,
     contact -> 'profile' ->> 'name',
     chosen, (chosen_row ->> 'tenant_id')::uuid, (chosen_row ->> 'property_id')::uuid, v_conversation, v_status,

@@ -242,8 +242,8 @@ select tests.route('p10', tests.text_msg('wamid.RI_P10_1', '447400200010', 'For 
 select results_eq(
   $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule', jsonb_array_length(m.routing_metadata -> 'candidates')
      from tests.msg('p10') m $$,
-  $$ values ('delivered', tests.get_supabase_uid('ri_alice'), 'single_candidate', 2) $$,
-  'a landlord who blocked a shared phone drops out: the other one gets the message, both recorded as candidates');
+  $$ values ('ambiguous', null::uuid, 'several_landlords', 2) $$,
+  'a landlord blocking a shared phone hands nothing to the other candidate: held as ambiguous, both recorded');
 
 -- unknown_sender and the courtesy reply --------------------------------------------------------
 select tests.route('p5_1', tests.text_msg('wamid.RI_P5_1', '447400200005', 'Who is this?'));

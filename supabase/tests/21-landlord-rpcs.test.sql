@@ -3,7 +3,7 @@
 -- set_conversation_status, landlord notifications, and the outbound queue the workers drain
 -- (claim_outbound_messages, complete_outbound_message, reconcile_stuck_outbound).
 begin;
-select plan(151);
+select plan(154);
 
 -- Test-local helpers (rolled back with the file).
 create function tests.error_of(sql text)
@@ -350,15 +350,29 @@ select isnt(public.start_whatsapp_conversation('b1000000-0000-4000-8000-00000000
 select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('rpc_alice', '447700900702'), 'blocked'),
   'and blocks it');
 reset role;
-select is(tests.inbound('wamid.rpc.702a', '447700900702', 'About the parking') ->> 'landlord_id', tests.get_supabase_uid('rpc_bob')::text,
-  'blocked by one landlord only: the shared tenant''s message is delivered to the other landlord');
+select is(tests.inbound('wamid.rpc.702a', '447700900702', 'About the parking') ->> 'routing_status', 'ambiguous',
+  'blocked by one landlord only: the shared tenant''s message is not handed to the other landlord either');
+select tests.authenticate_as('rpc_bob');
+select isnt(public.start_whatsapp_conversation('b1000000-0000-4000-8000-0000000007b2'), null,
+  'the other landlord opens his conversation with the shared tenant');
+select isnt(public.send_whatsapp_template(tests.conv('rpc_bob', '447700900702'), 'parking_update', 'en_GB', '["Bay 4"]'), null,
+  'and sends a template');
+reset role;
+update public.whatsapp_messages set wamid = 'wamid.rpc.bob702', status = 'sent' where body like '[template parking_update]%';
+select tests.authenticate_as_service_role();
+select is(public.route_inbound_message(tests.msg('wamid.rpc.702r', '447700900702', 'Bay 4 is fine')
+                                        || '{"context": {"id": "wamid.rpc.bob702"}}') ->> 'landlord_id',
+  tests.get_supabase_uid('rpc_bob')::text,
+  'the tenant''s reply to the other landlord''s message reaches him, though the first landlord blocked the phone');
+reset role;
 select tests.authenticate_as('rpc_alice');
 select is_empty($$ select 1 from public.whatsapp_messages where wamid = 'wamid.rpc.702a' $$, 'the blocking landlord does not see it');
 select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('rpc_alice', '447700900702'), 'active'),
   'set_conversation_status unblocks');
 reset role;
-select is(tests.inbound('wamid.rpc.702b', '447700900702', 'Hello?') ->> 'routing_status', 'ambiguous',
-  'unblocked: both landlords are candidates again');
+select results_eq($$ select r ->> 'routing_status', r ->> 'landlord_id' from tests.inbound('wamid.rpc.702b', '447700900702', 'Hello?') r $$,
+  $$ values ('delivered', tests.get_supabase_uid('rpc_bob')::text) $$,
+  'unblocked, both are candidates again; the tenant''s exchange with Bob in the last 24 h decides (recent outbound rule)');
 select tests.authenticate_as('rpc_alice');
 select throws_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('rpc_alice', '447700900701'), 'deleted'),
   '22023', 'invalid conversation status ''deleted''', 'set_conversation_status: invalid status (22023)');
@@ -468,7 +482,7 @@ select is(public.complete_outbound_message(tests.mid('q6'), 'wamid.rpc.q6') ->> 
   'a message under review can still be completed when the result turns up');
 reset role;
 
--- The 24 h window is per conversation: the shared tenant wrote to Bob (702a), not to Alice.
+-- The 24 h window is per conversation: the shared tenant wrote to Bob (702r, 702b), not to Alice.
 select tests.authenticate_as('rpc_alice');
 select throws_ok(format('select public.send_whatsapp_message(%L, %L)', tests.conv('rpc_alice', '447700900702'), 'Hi Sue'),
   '55000', 'the 24-hour customer service window for this tenant is closed',
