@@ -4,17 +4,16 @@
 """
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from .config import Config
 from .db import make_pool
+from .logging_setup import configure_logging
 
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
 
     app = Flask(__name__)
     app.config["ZR"] = config
@@ -23,7 +22,8 @@ def create_app(config: Config | None = None) -> Flask:
     pool.open(wait=False)
     app.extensions["zr_pool"] = pool
 
-    from . import health
+    from . import health, webhook
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(webhook.bp)
     return app

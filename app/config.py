@@ -27,7 +27,16 @@ class Config:
     max_body_bytes: int = 3 * 1024 * 1024
     db_pool_min: int = 1
     db_pool_max: int = 10
+    db_pool_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 5000
+    # Outbound sender.
+    sender_rate: float = 80.0  # messages per second (Meta's default per-number throughput)
+    sender_concurrency: int = 8  # requests to the Graph API in flight at once
+    sender_batch_size: int = 8  # messages claimed at a time
+    sender_idle_s: float = 1.0  # pause when the queue is empty
+    sender_http_timeout_s: float = 20.0
+    sender_reconcile_interval_s: float = 60.0
+    sender_stuck_timeout_s: int = 300  # a row `sending` for longer goes to needs_review
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -43,7 +52,7 @@ class Config:
                     "refusing to start in production without: " + ", ".join(missing)
                 )
         d = cls()
-        return cls(
+        config = cls(
             database_url=env.get("DATABASE_URL", d.database_url),
             environment=environment,
             app_secret=env.get("WHATSAPP_APP_SECRET", d.app_secret),
@@ -54,5 +63,24 @@ class Config:
             graph_api_version=env.get("GRAPH_API_VERSION", d.graph_api_version),
             db_pool_min=int(env.get("ZR_DB_POOL_MIN", d.db_pool_min)),
             db_pool_max=int(env.get("ZR_DB_POOL_MAX", d.db_pool_max)),
+            db_pool_timeout_s=float(env.get("ZR_DB_POOL_TIMEOUT_S", d.db_pool_timeout_s)),
             db_statement_timeout_ms=int(env.get("ZR_DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms)),
+            sender_rate=float(env.get("ZR_SENDER_RATE", d.sender_rate)),
+            sender_concurrency=int(env.get("ZR_SENDER_CONCURRENCY", d.sender_concurrency)),
+            sender_batch_size=int(env.get("ZR_SENDER_BATCH_SIZE", d.sender_batch_size)),
+            sender_idle_s=float(env.get("ZR_SENDER_IDLE_S", d.sender_idle_s)),
+            sender_http_timeout_s=float(env.get("ZR_SENDER_HTTP_TIMEOUT_S", d.sender_http_timeout_s)),
+            sender_reconcile_interval_s=float(
+                env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
+            sender_stuck_timeout_s=int(env.get("ZR_SENDER_STUCK_TIMEOUT_S", d.sender_stuck_timeout_s)),
         )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.sender_rate <= 0:
+            raise ConfigError("ZR_SENDER_RATE must be a positive number of messages per second")
+        if self.sender_concurrency < 1 or self.sender_batch_size < 1:
+            raise ConfigError("ZR_SENDER_CONCURRENCY and ZR_SENDER_BATCH_SIZE must be at least 1")
+        if self.sender_stuck_timeout_s < 1:
+            raise ConfigError("ZR_SENDER_STUCK_TIMEOUT_S must be at least 1 second")

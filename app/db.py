@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 _ROLES = {"service_role": "service_role"}
 
 
-def make_pool(config: Config, *, open_now: bool = False) -> ConnectionPool:
-    """A pool that connects lazily, so the app starts even when the database is down."""
+def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") -> ConnectionPool:
+    """A pool that connects lazily, so the app starts even when the database is down.
+
+    Each connection is checked (an empty query) when it is handed out, so that connections
+    broken by a database restart are replaced instead of failing the next request.
+    """
     return ConnectionPool(
         conninfo=config.database_url,
         min_size=config.db_pool_min,
@@ -30,9 +34,10 @@ def make_pool(config: Config, *, open_now: bool = False) -> ConnectionPool:
             "options": f"-c statement_timeout={config.db_statement_timeout_ms}",
             "connect_timeout": 3,
         },
-        timeout=5,
+        timeout=config.db_pool_timeout_s,
+        check=ConnectionPool.check_connection,
         open=open_now,
-        name="zenrent",
+        name=name,
     )
 
 
