@@ -98,7 +98,11 @@ begin
         raise exception using errcode = '22023', message = 'messages change without a value object', hint = 'changes[].value';
       end if;
       phone_number_id := value -> 'metadata' ->> 'phone_number_id';
-      if central is not null and phone_number_id is distinct from central then
+      if central is null then
+        raise exception using errcode = '55000', message = 'the central ZenRent number is not configured',
+          hint = 'public.configure_whatsapp(''{"phone_number_id": ...}'') (scripts/run does it from WHATSAPP_PHONE_NUMBER_ID)';
+      end if;
+      if phone_number_id is distinct from central then
         raise exception using errcode = '22023',
           message = format('webhook for phone number id %L, not the central ZenRent number', phone_number_id),
           hint = 'check the app''s webhook subscription, or public.configure_whatsapp(''{"phone_number_id": ...}'')';

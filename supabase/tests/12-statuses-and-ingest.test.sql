@@ -4,7 +4,7 @@
 -- with nothing written. And the service-role RPCs and private tables are closed to anon and
 -- authenticated. Phones 4474003000xx are used only here.
 begin;
-select plan(79);
+select plan(80);
 
 -- Setup (as postgres) ----------------------------------------------------------------------
 select tests.create_supabase_user('st_lena');
@@ -290,6 +290,14 @@ select tests.authenticate_as_service_role();
 select throws_ok($$ select public.ingest_whatsapp_webhook(body) from tests.payloads where name = 'other_number' $$, '22023',
   'webhook for phone number id ''106540352242922'', not the central ZenRent number',
   'a change for another phone number id is refused, the whole webhook with it');
+reset role;
+select public.configure_whatsapp('{"phone_number_id": null}');
+select tests.authenticate_as_service_role();
+select throws_ok($$ select public.ingest_whatsapp_webhook(body) from tests.payloads where name = 'other_number' $$, '55000',
+  'the central ZenRent number is not configured', 'with no central number configured, every webhook is refused');
+reset role;
+select public.configure_whatsapp('{"phone_number_id": "109990000000012"}');
+select tests.authenticate_as_service_role();
 select throws_ok($$ select public.ingest_whatsapp_webhook(body) from tests.payloads where name = 'no_metadata' $$, '22023', null,
   'a change without metadata.phone_number_id is refused');
 select throws_ok($$ select public.ingest_whatsapp_webhook(body) from tests.payloads where name = 'page' $$, '22023',
