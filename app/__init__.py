@@ -1,4 +1,4 @@
-"""ZenRent WhatsApp service: webhook shim, outbound sender and landlord client.
+"""ZenRent WhatsApp service: webhook shim, outbound sender, support console, metrics and landlord client.
 
 `create_app()` is the Flask application factory (gunicorn: "app:create_app()").
 """
@@ -17,13 +17,18 @@ def create_app(config: Config | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["ZR"] = config
+    app.config["SECRET_KEY"] = config.secret_key
+    app.config["SESSION_COOKIE_SECURE"] = config.cookie_secure
+    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     pool = make_pool(config)
     pool.open(wait=False)
     app.extensions["zr_pool"] = pool
 
-    from . import health, webhook
+    from . import health, metrics, ops, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(ops.bp)
+    metrics.init_app(app)
     return app

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
 
 # Secrets that must be set explicitly outside local development.
-REQUIRED_IN_PRODUCTION = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN")
+REQUIRED_IN_PRODUCTION = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
+                          "ZR_JWT_SECRET", "ZR_SECRET_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -37,6 +38,10 @@ class Config:
     sender_http_timeout_s: float = 20.0
     sender_reconcile_interval_s: float = 60.0
     sender_stuck_timeout_s: int = 300  # a row `sending` for longer goes to needs_review
+    # Support console: access tokens are verified with the project's JWT secret.
+    jwt_secret: str = "super-secret-jwt-token-with-at-least-32-characters-long"
+    secret_key: str = "local-flask-secret-key"
+    cookie_secure: bool = True
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +78,9 @@ class Config:
             sender_reconcile_interval_s=float(
                 env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
             sender_stuck_timeout_s=int(env.get("ZR_SENDER_STUCK_TIMEOUT_S", d.sender_stuck_timeout_s)),
+            jwt_secret=env.get("ZR_JWT_SECRET", d.jwt_secret),
+            secret_key=env.get("ZR_SECRET_KEY", d.secret_key),
+            cookie_secure=env.get("ZR_COOKIE_SECURE", "1") != "0",
         )
         config.validate()
         return config

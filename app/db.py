@@ -50,6 +50,19 @@ def transaction_as(pool: ConnectionPool, role: str = "service_role") -> Iterator
             yield conn
 
 
+@contextlib.contextmanager
+def transaction_as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterator[psycopg.Connection]:
+    """One transaction as a signed-in user, exactly as PostgREST runs a request: role authenticated
+    and the verified JWT claims in request.jwt.claims, so RLS and the RPCs' own checks decide."""
+    if claims.get("role") != "authenticated":
+        raise ValueError("transaction_as_user needs the claims of an authenticated user")
+    with pool.connection() as conn:
+        with conn.transaction():
+            conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+            conn.execute("set local role authenticated")
+            yield conn
+
+
 def call_rpc(pool: ConnectionPool, function: str, *args: Any, role: str = "service_role") -> Any:
     """Call one public RPC (a fixed, known name) in its own transaction and return its value."""
     placeholders = ", ".join(["%s"] * len(args))

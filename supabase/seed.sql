@@ -2,7 +2,9 @@
 -- manual tries can refer to them. Phones are typed the way landlords really type them.
 --
 -- The central ZenRent number (scripts/run overrides it from WHATSAPP_PHONE_NUMBER_ID).
-select public.configure_whatsapp('{"phone_number_id": "100000000000001", "display_phone_number": "15550000001"}');
+do $$ begin
+  perform public.configure_whatsapp('{"phone_number_id": "100000000000001", "display_phone_number": "15550000001"}');
+end $$;
 
 -- Landlords: Alice Hart (multi-WABA user with history), Bob Okafor (shares a tenant with Alice),
 -- Carol Singh (not yet on WhatsApp). Support: Sam Support.

@@ -1,0 +1,137 @@
+"""GET /metrics in Prometheus text format.
+
+Works with several gunicorn workers: when PROMETHEUS_MULTIPROC_DIR is set (scripts/run sets it
+and app/gunicorn_conf.py cleans up after dead workers), every worker writes its samples there
+and /metrics aggregates them. Queue and backlog gauges are read from the database at scrape
+time (public.whatsapp_service_status), so they are right whichever worker answers.
+
+Metrics:
+  zenrent_webhook_requests_total{status}          webhook POSTs by HTTP status code
+  zenrent_webhook_request_seconds                  webhook POST latency (histogram)
+  zenrent_messages_routed_total{routing_status}    new inbound messages by routing decision
+  zenrent_message_duplicates_total                 redelivered messages (idempotent no-ops)
+  zenrent_status_updates_total{result}             delivery statuses: applied / pending
+  zenrent_db_pool_connections{state}               pool connections: size, available, waiting (sum over workers)
+  zenrent_held_messages                            held messages awaiting support
+  zenrent_outbound_queue_depth{state}              outbound messages queued / sending / needs_review
+  zenrent_outbound_oldest_queued_seconds           age of the oldest queued message
+  zenrent_outbound_failed_24h{code}                failed sends in the last 24 h by Meta error code
+  zenrent_webhook_errors_24h                       value.errors[] reported by Meta in the last 24 h
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .db import transaction_as
+
+log = logging.getLogger(__name__)
+bp = Blueprint("metrics", __name__)
+
+WEBHOOK_PATH = "/webhooks/whatsapp"
+
+WEBHOOK_REQUESTS = Counter("zenrent_webhook_requests_total", "Webhook POSTs by HTTP status", ["status"])
+WEBHOOK_SECONDS = Histogram("zenrent_webhook_request_seconds", "Webhook POST latency",
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+ROUTED = Counter("zenrent_messages_routed_total", "New inbound messages by routing status", ["routing_status"])
+DUPLICATES = Counter("zenrent_message_duplicates_total", "Redelivered inbound messages (no-ops)")
+STATUSES = Counter("zenrent_status_updates_total", "Delivery statuses received", ["result"])
+POOL = Gauge("zenrent_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum")
+
+
+class DatabaseCollector:
+    """Backlog gauges read from the database when Prometheus scrapes."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with transaction_as(self.app.extensions["zr_pool"], "service_role") as conn:
+                s = conn.execute("select public.whatsapp_service_status() as s").fetchone()["s"]
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
+            log.warning("metrics: database unavailable: %s", type(exc).__name__)
+            up = GaugeMetricFamily("zenrent_database_up", "Database reachable from /metrics")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("zenrent_database_up", "Database reachable from /metrics")
+        up.add_metric([], 1)
+        yield up
+        held = GaugeMetricFamily("zenrent_held_messages", "Held inbound messages awaiting support")
+        held.add_metric([], s["held"])
+        yield held
+        depth = GaugeMetricFamily("zenrent_outbound_queue_depth", "Outbound messages by state", labels=["state"])
+        for state in ("queued", "sending", "needs_review"):
+            depth.add_metric([state], s[f"outbound_{state}"])
+        yield depth
+        oldest = GaugeMetricFamily("zenrent_outbound_oldest_queued_seconds", "Age of the oldest queued message")
+        at = s.get("oldest_queued_at")
+        age = 0.0 if not at else (datetime.now(timezone.utc) - datetime.fromisoformat(at)).total_seconds()
+        oldest.add_metric([], max(age, 0.0))
+        yield oldest
+        failed = GaugeMetricFamily("zenrent_outbound_failed_24h", "Failed sends in 24 h by Meta code", labels=["code"])
+        for code, n in (s.get("outbound_failed_last_24h") or {}).items():
+            failed.add_metric([code], n)
+        yield failed
+        errors = GaugeMetricFamily("zenrent_webhook_errors_24h", "Errors reported by Meta in webhooks, 24 h")
+        errors.add_metric([], s["webhook_errors_last_24h"])
+        yield errors
+
+
+def _record_pool(app: Flask) -> None:
+    stats = app.extensions["zr_pool"].get_stats()
+    POOL.labels("size").set(stats.get("pool_size", 0))
+    POOL.labels("available").set(stats.get("pool_available", 0))
+    POOL.labels("waiting").set(stats.get("requests_waiting", 0))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        if request.path == WEBHOOK_PATH and request.method == "POST":
+            g.zr_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("zr_started", None)
+        if started is not None:
+            WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+            WEBHOOK_REQUESTS.labels(str(response.status_code)).inc()
+            if response.status_code == 200 and response.is_json:
+                summary = response.get_json(silent=True) or {}
+                for m in summary.get("messages", []):
+                    if m.get("duplicate"):
+                        DUPLICATES.inc()
+                    else:
+                        ROUTED.labels(m.get("routing_status") or "unknown").inc()
+                for st in summary.get("statuses", []):
+                    STATUSES.labels("applied" if st.get("applied") else "pending").inc()
+        _record_pool(app)
+        return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY as registry  # noqa: N811 - single process: the default registry
+    collector = DatabaseCollector(current_app._get_current_object())
+    registry.register(collector)
+    try:
+        body = generate_latest(registry)
+    finally:
+        registry.unregister(collector)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,157 @@
+"""Support-staff console at /ops: the held-message queue and the service status page.
+
+Server-rendered (Jinja, no build step). The user signs in with a Supabase access token, kept in
+a Secure, HttpOnly, SameSite=Strict cookie; every form carries a CSRF token. Every read and action
+is an RPC executed in the database *as that user* (role authenticated + their JWT claims), so
+RLS and the RPCs' checks decide — a landlord's token gets "support staff only" from Postgres.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any
+
+import psycopg
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
+                   url_for)
+
+from ..auth import InvalidToken, is_support, verify_access_token
+from ..db import transaction_as_user
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates")
+
+COOKIE = "zr_ops_token"
+HELD_STATUSES = ("ambiguous", "unknown_sender", "landlord_disabled")
+
+
+def _claims() -> dict[str, Any] | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        return verify_access_token(token, current_app.config["ZR"].jwt_secret)
+    except InvalidToken:
+        return None
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+@bp.app_context_processor
+def _inject() -> dict[str, Any]:
+    return {"csrf_token": _csrf_token}
+
+
+@bp.before_request
+def _guard():
+    if request.method == "POST":
+        sent = request.form.get("csrf", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            abort(400, description="missing or invalid CSRF token")
+    if request.endpoint in ("ops.login", "ops.login_post"):
+        return None
+    g.claims = _claims()
+    if g.claims is None:
+        return redirect(url_for("ops.login"))
+    return None
+
+
+def _rpc(sql: str, params: dict[str, Any] | tuple = ()) -> list[dict[str, Any]]:
+    with transaction_as_user(current_app.extensions["zr_pool"], g.claims) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _db_error(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    text = diag.message_primary or str(exc)
+    if diag.message_hint:
+        text += f" — {diag.message_hint}"
+    return f"{text} ({diag.sqlstate})"
+
+
+@bp.get("/login")
+def login():
+    return render_template("ops/login.html")
+
+
+@bp.post("/login")
+def login_post():
+    token = (request.form.get("token") or "").strip()
+    try:
+        claims = verify_access_token(token, current_app.config["ZR"].jwt_secret)
+    except InvalidToken:
+        flash("That access token is not valid.", "error")
+        return render_template("ops/login.html"), 401
+    if not is_support(claims):
+        flash("This console is for ZenRent support staff.", "error")
+        return render_template("ops/login.html"), 403
+    resp = redirect(url_for("ops.queue"))
+    resp.set_cookie(COOKIE, token, httponly=True, secure=current_app.config["ZR"].cookie_secure,
+                    samesite="Strict", path="/ops", max_age=8 * 3600)
+    session["csrf"] = secrets.token_urlsafe(32)   # a fresh CSRF token per sign-in
+    return resp
+
+
+@bp.post("/logout")
+def logout():
+    resp = redirect(url_for("ops.login"))
+    resp.delete_cookie(COOKIE, path="/ops")
+    session.pop("csrf", None)
+    return resp
+
+
+@bp.get("/")
+def queue():
+    status = request.args.get("status") or None
+    if status is not None and status not in HELD_STATUSES:
+        abort(400, description="unknown status filter")
+    after = request.args.get("after") or None
+    try:
+        rows = _rpc("select * from public.list_held_messages(%(status)s, %(after)s::uuid, 50)",
+                    {"status": status, "after": after})
+    except psycopg.Error as exc:
+        flash(_db_error(exc), "error")
+        rows = []
+    return render_template("ops/queue.html", rows=rows, status=status, statuses=HELD_STATUSES,
+                           email=g.claims.get("email"))
+
+
+@bp.post("/messages/<uuid:message_id>/assign")
+def assign(message_id):
+    landlord_id = request.form.get("landlord_id", "").strip()
+    pin_days = request.form.get("pin_days", "0").strip() or "0"
+    reason = request.form.get("reason", "").strip() or None
+    try:
+        row = _rpc("select public.assign_held_message(%s, %s::uuid, %s::int, %s) as r",
+                   (str(message_id), landlord_id, pin_days, reason))[0]["r"]
+        pinned = f", phone pinned until {row['pinned_until'][:10]}" if row.get("pinned_until") else ""
+        flash(f"Message delivered to the landlord{pinned}.", "ok")
+    except psycopg.Error as exc:
+        flash(_db_error(exc), "error")
+    return redirect(url_for("ops.queue", status=request.args.get("status")))
+
+
+@bp.post("/messages/<uuid:message_id>/dismiss")
+def dismiss(message_id):
+    reason = request.form.get("reason", "").strip()
+    try:
+        _rpc("select public.dismiss_held_message(%s, %s)", (str(message_id), reason))
+        flash("Message dismissed.", "ok")
+    except psycopg.Error as exc:
+        flash(_db_error(exc), "error")
+    return redirect(url_for("ops.queue", status=request.args.get("status")))
+
+
+@bp.get("/status")
+def status():
+    try:
+        data = _rpc("select public.whatsapp_service_status() as s")[0]["s"]
+    except psycopg.Error as exc:
+        flash(_db_error(exc), "error")
+        data = None
+    return render_template("ops/status.html", data=data, email=g.claims.get("email"))
