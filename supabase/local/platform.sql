@@ -74,7 +74,7 @@ as $$
   select nullif(
     coalesce(
       current_setting('request.jwt.claim.sub', true),
-      (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
     ),
     ''
   )::uuid
@@ -86,7 +86,7 @@ as $$
   select nullif(
     coalesce(
       current_setting('request.jwt.claim.role', true),
-      (current_setting('request.jwt.claims', true)::jsonb ->> 'role')
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
     ),
     ''
   )::text
