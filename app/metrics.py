@@ -12,6 +12,7 @@ Metrics:
   zenrent_message_duplicates_total                 redelivered messages (idempotent no-ops)
   zenrent_status_updates_total{result}             delivery statuses: applied / pending
   zenrent_db_pool_connections{state}               pool connections: size, available, waiting (sum over workers)
+  zenrent_database_up                              1 when /metrics could read the database, else 0
   zenrent_held_messages                            held messages awaiting support
   zenrent_outbound_queue_depth{state}              outbound messages queued / sending / needs_review
   zenrent_outbound_oldest_queued_seconds           age of the oldest queued message
@@ -27,7 +28,8 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest)
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -123,15 +125,14 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    registry = CollectorRegistry()
+    # Fresh registries per scrape: registering the database collector on the shared default
+    # registry made concurrent scrapes (threaded servers) fail with "Duplicated timeseries".
+    database = CollectorRegistry()  # auto_describe off: the database is read once, when generating
+    database.register(DatabaseCollector(current_app._get_current_object()))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        process = CollectorRegistry()
+        MultiProcessCollector(process)
     else:
-        from prometheus_client import REGISTRY as registry  # noqa: N811 - single process: the default registry
-    collector = DatabaseCollector(current_app._get_current_object())
-    registry.register(collector)
-    try:
-        body = generate_latest(registry)
-    finally:
-        registry.unregister(collector)
+        process = REGISTRY  # single process: the default registry holds this process's metrics
+    body = generate_latest(process) + generate_latest(database)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -27,13 +27,16 @@ HELD_STATUSES = ("ambiguous", "unknown_sender", "landlord_disabled")
 
 
 def _claims() -> dict[str, Any] | None:
+    """The signed-in user's claims, or None. Only a user's token (role authenticated) is a
+    session: an anon or service_role token in the cookie is no user to act as."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     try:
-        return verify_access_token(token, current_app.config["ZR"].jwt_secret)
+        claims = verify_access_token(token, current_app.config["ZR"].jwt_secret)
     except InvalidToken:
         return None
+    return claims if claims.get("role") == "authenticated" else None
 
 
 def _csrf_token() -> str:

@@ -60,10 +60,25 @@ create index support_audit_log_message_id_idx on private.support_audit_log (mess
 alter table private.support_audit_log enable row level security;
 revoke all on private.support_audit_log from public, anon, authenticated, service_role;
 
+-- Every role hits this trigger, the owner included; only a migration could drop it.
+create or replace function private.trg_audit_is_append_only()
+returns trigger
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = '42501', message = format('%s.%s is append-only', tg_table_schema, tg_table_name),
+    hint = 'the audit log is the record of what support did; its rows are never changed or removed';
+end
+$$;
+comment on function private.trg_audit_is_append_only() is 'Trigger: refuses UPDATE, DELETE and TRUNCATE on the audit log (42501).';
+revoke execute on function private.trg_audit_is_append_only() from public;
+
 create trigger support_audit_log_append_only before update or delete on private.support_audit_log
-  for each row execute function private.trg_archive_is_append_only();
+  for each row execute function private.trg_audit_is_append_only();
 create trigger support_audit_log_no_truncate before truncate on private.support_audit_log
-  for each statement execute function private.trg_archive_is_append_only();
+  for each statement execute function private.trg_audit_is_append_only();
 
 create or replace function private.require_support()
 returns uuid
@@ -80,6 +95,8 @@ begin
   return (select auth.uid());
 end
 $$;
+comment on function private.require_support() is 'The caller''s uid if they are support staff; 42501 otherwise.';
+revoke execute on function private.require_support() from public;
 
 create or replace function private.held_message(message_id uuid)
 returns public.whatsapp_messages
@@ -99,6 +116,8 @@ begin
   return m;
 end
 $$;
+comment on function private.held_message(uuid) is 'A held inbound message, locked for update; P0002 when it is not (or no longer) held.';
+revoke execute on function private.held_message(uuid) from public;
 
 create or replace function public.list_held_messages(status text default null, after_id uuid default null, page_size integer default 50)
 returns table (id uuid, wamid text, routing_status text, tenant_phone text, contact_name text, type text, body text,
@@ -173,6 +192,13 @@ begin
     raise exception using errcode = '22023', message = 'this landlord is not one of the message''s routing candidates',
       hint = 'give a reason to assign it to another landlord';
   end if;
+  -- The router never files a message into a conversation its landlord has blocked; neither does support.
+  if exists (select 1 from public.whatsapp_conversations cv
+             where cv.landlord_id = assign_held_message.landlord_id and cv.tenant_phone = m.tenant_phone
+               and cv.status = 'blocked') then
+    raise exception using errcode = '55000', message = 'this landlord has blocked this phone',
+      hint = 'the landlord must unblock the conversation first; or assign the message to another landlord';
+  end if;
   select * into route from private.tenant_landlord_routing r
     where r.tenant_phone = m.tenant_phone and r.landlord_id = assign_held_message.landlord_id
     order by r.lease_start_date desc, r.lease_id limit 1;
@@ -190,6 +216,9 @@ begin
   update public.whatsapp_messages x set
     landlord_id = assign_held_message.landlord_id, tenant_id = route.tenant_id, property_id = route.property_id,
     conversation_id = conversation, routing_status = 'delivered',
+    -- as the router links replies: only ever to the chosen landlord's own message
+    reply_to_message_id = (select r.id from public.whatsapp_messages r
+                            where r.wamid = m.reply_to_wamid and r.landlord_id = assign_held_message.landlord_id),
     routing_metadata = x.routing_metadata || jsonb_build_object('assigned_by', actor, 'assigned_at', now(),
                                                                 'held_as', m.routing_status, 'reason', why)
   where x.id = m.id;
@@ -212,7 +241,8 @@ end
 $$;
 comment on function public.assign_held_message(uuid, uuid, integer, text) is
   'Support: deliver a held message to a landlord (a recorded candidate, or any landlord with a reason), exactly as the '
-  'router would; pin_days > 0 also pins the phone to that landlord. Audited.';
+  'router would (never into a conversation the landlord has blocked: 55000); pin_days > 0 also pins the phone to '
+  'that landlord. Audited.';
 
 create or replace function public.dismiss_held_message(message_id uuid, reason text)
 returns jsonb

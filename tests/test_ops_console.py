@@ -1,0 +1,473 @@
+"""The support console at /ops and /metrics, against the real local database.
+
+Flask's test client talks to https://localhost, so Secure cookies flow as they do in a browser.
+Access tokens are minted here with PyJWT the way Supabase signs them (HS256 with the configured
+JWT secret). The module makes its own users, tenants and leases (phones 4474006000xx, e-mails
+ops-console-*@test.zenrent), removes them before and after, and checks every change as postgres.
+(Audit rows stay: the audit log is append-only for everyone.)
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from psycopg.rows import dict_row
+
+import app.metrics
+from app import create_app
+from app.ops import COOKIE
+from app.webhook import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = "https://localhost"
+PHONE = "4474006000"          # + one digit: 1 queue/assign, 2 pin, 3 dismiss, 4 refusals and CSRF, 5 metrics
+EMAILS = "ops-console-%@test.zenrent"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class World:
+    support: User
+    olive: User   # candidate landlord on every phone
+    bruno: User   # candidate landlord on every phone
+    cecil: User   # a landlord with no lease on these phones
+
+
+# -- database ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def admin(config):
+    """Autocommit superuser connection: what it writes, the app's own connections see."""
+    with psycopg.connect(config.database_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+def _cleanup(admin) -> None:
+    like = PHONE + "%"
+    admin.execute("delete from public.whatsapp_messages where tenant_phone like %s", [like])
+    admin.execute("delete from private.routing_pins where phone like %s", [like])
+    admin.execute("delete from private.phone_preferences where phone like %s", [like])
+    admin.execute("delete from auth.users where email like %s", [EMAILS])  # profiles, tenants, leases, conversations cascade
+
+
+def _user(admin, role: str, name: str, *, support: bool = False) -> User:
+    user = User(str(uuid.uuid4()), f"ops-console-{role}-{uuid.uuid4().hex[:6]}@test.zenrent", name)
+    app_metadata = {"provider": "email", **({"role": "support"} if support else {})}
+    admin.execute("insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
+                  "values (%s, 'authenticated', 'authenticated', %s, %s, '{}')",
+                  [user.id, user.email, json.dumps(app_metadata)])
+    if not support:
+        admin.execute("insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
+                      "values (%s, %s, true, now())", [user.id, name])
+    return user
+
+
+@pytest.fixture(scope="module")
+def world(admin) -> World:
+    _cleanup(admin)
+    w = World(support=_user(admin, "support", "Sam Console", support=True),
+              olive=_user(admin, "olive", "Olive Opsworth"), bruno=_user(admin, "bruno", "Bruno Backoffice"),
+              cecil=_user(admin, "cecil", "Cecil Outsider"))
+    for landlord, address, tenant in ((w.olive, "10 Console Court", "Tara Twofold"),
+                                      (w.bruno, "20 Console Court", "Tara T. (parking)"),
+                                      (w.cecil, "30 Elsewhere Lane", None)):
+        prop = admin.execute("insert into public.properties (user_id, address) values (%s, %s) returning id",
+                             [landlord.id, address]).fetchone()["id"]
+        if tenant is None:
+            continue
+        for digit in "12345":
+            t = admin.execute("insert into public.tenants (user_id, full_name, phone) values (%s, %s, %s) returning id",
+                              [landlord.id, tenant, f"+{PHONE}{digit}"]).fetchone()["id"]
+            admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
+                          "values (%s, %s, 'active', '2025-01-01')", [t, prop])
+    yield w
+    _cleanup(admin)
+
+
+def route(admin, phone: str, body: str) -> dict[str, Any]:
+    """A tenant's message, routed as the webhook would (service role)."""
+    message = {"from": phone, "id": f"wamid.OPS.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+               "type": "text", "text": {"body": body}}
+    with admin.transaction():
+        admin.execute("set local role service_role")
+        return admin.execute("select public.route_inbound_message(%s::jsonb) as r", [json.dumps(message)]).fetchone()["r"]
+
+
+def held(admin, digit: str, body: str) -> str:
+    r = route(admin, PHONE + digit, body)
+    assert r["routing_status"] == "ambiguous", r
+    return r["message_id"]
+
+
+def message(admin, message_id: str) -> dict[str, Any]:
+    return admin.execute("select routing_status, landlord_id::text, conversation_id, routing_metadata "
+                         "from public.whatsapp_messages where id = %s", [message_id]).fetchone()
+
+
+def audit(admin, message_id: str) -> list[dict[str, Any]]:
+    return admin.execute("select actor_id::text, action, landlord_id::text, pin_days, reason "
+                         "from private.support_audit_log where message_id = %s order by id", [message_id]).fetchall()
+
+
+def service_status(admin) -> dict[str, Any]:
+    with admin.transaction():
+        admin.execute("set local role service_role")
+        return admin.execute("select public.whatsapp_service_status() as s").fetchone()["s"]
+
+
+# -- tokens and the console --------------------------------------------------------------------------
+def token(config, user: User, *, support: bool = True, expires_in: int = 3600, secret: str | None = None,
+          **overrides: Any) -> str:
+    claims = {"sub": user.id, "role": "authenticated", "aud": "authenticated", "email": user.email,
+              "exp": int(time.time()) + expires_in,
+              "app_metadata": {"provider": "email", **({"role": "support"} if support else {})}}
+    claims.update(overrides)
+    return jwt.encode(claims, secret or config.jwt_secret, algorithm="HS256")
+
+
+class Console:
+    """The test client, always over https://localhost."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, path: str, **kw):
+        return self.client.get(path, base_url=BASE, **kw)
+
+    def post(self, path: str, **kw):
+        return self.client.post(path, base_url=BASE, **kw)
+
+    def csrf(self, path: str = "/ops/") -> str:
+        page = self.get(path)
+        assert page.status_code == 200, page.status_code
+        return re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+    def sign_in(self, access_token: str):
+        return self.post("/ops/login", data={"csrf": self.csrf("/ops/login"), "token": access_token})
+
+    def page(self, path: str = "/ops/") -> str:
+        resp = self.get(path)
+        assert resp.status_code == 200, resp.status_code
+        return html.unescape(resp.get_data(as_text=True))
+
+    def submit(self, path: str, **data: str) -> str:
+        """POST a console form with this session's CSRF token; follow the redirect; the page's text."""
+        resp = self.post(path, data={"csrf": self.csrf(), **data}, follow_redirects=True)
+        assert resp.status_code == 200, resp.status_code
+        return html.unescape(resp.get_data(as_text=True))
+
+
+def set_cookies(resp) -> dict[str, str]:
+    return {h.split("=", 1)[0]: h for h in resp.headers.getlist("Set-Cookie")}
+
+
+@pytest.fixture()
+def console(app) -> Console:
+    return Console(app.test_client())
+
+
+@pytest.fixture()
+def support(console, config, world) -> Console:
+    resp = console.sign_in(token(config, world.support))
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return console
+
+
+# -- signing in ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/ops/", "/ops/status", "/ops/?status=ambiguous"])
+def test_unauthenticated_is_sent_to_sign_in(console, path):
+    resp = console.get(path)
+    assert resp.status_code == 302
+    assert resp.headers["Location"].endswith("/ops/login")
+
+
+@pytest.mark.parametrize("case", ["forged", "expired", "garbage", "alg-none", "no-exp"])
+def test_forged_or_expired_token_is_401_and_sets_no_cookie(console, config, world, case):
+    if case == "forged":
+        bad = token(config, world.support, secret="not-the-project-secret-but-at-least-32-chars")
+    elif case == "expired":
+        bad = token(config, world.support, expires_in=-60)
+    elif case == "garbage":
+        bad = "not.a.token"
+    elif case == "alg-none":
+        bad = jwt.encode({"sub": world.support.id, "role": "authenticated", "exp": int(time.time()) + 3600,
+                          "app_metadata": {"role": "support"}}, None, algorithm="none")
+    else:
+        bad = jwt.encode({"sub": world.support.id, "role": "authenticated", "app_metadata": {"role": "support"}},
+                         config.jwt_secret, algorithm="HS256")
+    resp = console.sign_in(bad)
+    assert resp.status_code == 401
+    assert "not valid" in resp.get_data(as_text=True)
+    assert COOKIE not in set_cookies(resp)
+    assert console.get("/ops/").status_code == 302
+
+
+def test_a_landlord_token_is_403(console, config, world):
+    resp = console.sign_in(token(config, world.olive, support=False))
+    assert resp.status_code == 403
+    assert "for ZenRent support staff" in resp.get_data(as_text=True)
+    assert COOKIE not in set_cookies(resp)
+    # user_metadata is the user's own to edit: "support" there counts for nothing
+    resp = console.sign_in(token(config, world.olive, support=False, user_metadata={"role": "support"}))
+    assert resp.status_code == 403
+
+
+def test_a_landlord_token_put_in_the_cookie_is_refused_by_the_database(console, admin, config, world):
+    body = "Console test: a landlord must never read this"
+    held(admin, "4", body)
+    console.client.set_cookie(COOKIE, token(config, world.olive, support=False), domain="localhost", path="/ops")
+    page = console.page("/ops/")
+    assert "support staff only" in page and "(42501)" in page   # Postgres said no, not the Flask code
+    assert body not in page
+    assert "support staff only" in console.page("/ops/status")
+
+
+@pytest.mark.parametrize("role", ["service_role", "anon"])
+def test_a_token_that_is_not_a_user_is_no_session(console, config, role):
+    claims = {"role": role, "iss": "supabase", "exp": int(time.time()) + 3600}
+    console.client.set_cookie(COOKIE, jwt.encode(claims, config.jwt_secret, algorithm="HS256"),
+                              domain="localhost", path="/ops")
+    resp = console.get("/ops/")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/ops/login")
+
+
+def test_support_sign_in_sets_a_locked_down_cookie(console, config, world):
+    resp = console.sign_in(token(config, world.support))
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/ops/")
+    cookie = set_cookies(resp)[COOKIE]
+    attributes = {a.strip().split("=")[0].lower(): a.strip() for a in cookie.split(";")[1:]}
+    assert "httponly" in attributes and "secure" in attributes
+    assert attributes["samesite"] == "SameSite=Strict"
+    assert attributes["path"] == "Path=/ops"
+    session = set_cookies(resp)["session"]
+    assert "Secure" in session and "HttpOnly" in session and "SameSite=Strict" in session
+    page = console.page("/ops/")
+    assert world.support.email in page and "Held messages" in page
+
+
+def test_sign_out_needs_csrf_and_then_forgets_the_token(support):
+    assert support.post("/ops/logout").status_code == 400
+    assert support.get("/ops/").status_code == 200
+    resp = support.post("/ops/logout", data={"csrf": support.csrf()})
+    assert resp.status_code == 302
+    assert COOKIE in set_cookies(resp) and "Max-Age=0" in set_cookies(resp)[COOKIE]
+    assert support.get("/ops/").status_code == 302
+
+
+# -- CSRF ----------------------------------------------------------------------------------------
+def test_posts_without_or_with_a_wrong_csrf_token_are_400_and_change_nothing(support, app, admin, config, world):
+    message_id = held(admin, "4", "Console test: CSRF")
+    other = Console(app.test_client())
+    other.sign_in(token(config, world.support))
+    foreign = other.csrf()   # valid, but another session's
+    for data in ({}, {"csrf": ""}, {"csrf": "forged"}, {"csrf": foreign}):
+        assign = support.post(f"/ops/messages/{message_id}/assign", data={**data, "landlord_id": world.olive.id})
+        dismiss = support.post(f"/ops/messages/{message_id}/dismiss", data={**data, "reason": "spam"})
+        assert (assign.status_code, dismiss.status_code) == (400, 400), data
+    assert message(admin, message_id)["routing_status"] == "ambiguous"
+    assert audit(admin, message_id) == []
+    assert support.post("/ops/login", data={"token": token(config, world.support)}).status_code == 400
+
+
+# -- the queue and its actions --------------------------------------------------------------------
+def test_the_queue_lists_a_held_message_with_its_candidates(support, admin, world):
+    message_id = held(admin, "1", "Console test: who fixes the boiler?")
+    page = support.page("/ops/")
+    section = re.search(rf'<section class="msg" data-message-id="{message_id}".*?</section>', page, re.S).group(0)
+    assert "Console test: who fixes the boiler?" in section and f"+{PHONE}1" in section and "ambiguous" in section
+    for text in ("Olive Opsworth", "10 Console Court", "Tara Twofold", "Bruno Backoffice", "20 Console Court",
+                 "Tara T. (parking)", f'value="{world.olive.id}"', f'value="{world.bruno.id}"'):
+        assert text in section, text
+    assert "Cecil Outsider" not in section
+    assert f'data-message-id="{message_id}"' in support.page("/ops/?status=ambiguous")
+    assert f'data-message-id="{message_id}"' not in support.page("/ops/?status=unknown_sender")
+    assert support.get("/ops/?status=delivered").status_code == 400
+
+
+def test_assign_via_the_form(support, admin, world):
+    message_id = held(admin, "1", "Console test: assign me")
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.olive.id, pin_days="0")
+    assert "Message delivered to the landlord." in page and "pinned" not in page
+    assert f'data-message-id="{message_id}"' not in page
+    row = message(admin, message_id)
+    assert (row["routing_status"], row["landlord_id"]) == ("delivered", world.olive.id) and row["conversation_id"]
+    assert row["routing_metadata"]["assigned_by"] == world.support.id
+    assert admin.execute("select count(*) as n from private.routing_pins where phone = %s", [PHONE + "1"]).fetchone()["n"] == 0
+    assert audit(admin, message_id) == [
+        {"actor_id": world.support.id, "action": "assign", "landlord_id": world.olive.id, "pin_days": 0, "reason": None}]
+
+
+def test_assign_and_pin_via_the_form_routes_the_next_message(support, admin, world):
+    message_id = held(admin, "2", "Console test: pin me")
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.bruno.id, pin_days="30")
+    assert "Message delivered to the landlord, phone pinned until 20" in page
+    assert message(admin, message_id)["landlord_id"] == world.bruno.id
+    pin = admin.execute("select landlord_id::text, expires_at - now() as left, created_by::text "
+                        "from private.routing_pins where phone = %s", [PHONE + "2"]).fetchone()
+    assert pin["landlord_id"] == world.bruno.id and pin["created_by"] == world.support.id
+    assert 29.9 < pin["left"].total_seconds() / 86400 <= 30
+    assert [a["action"] for a in audit(admin, message_id)] == ["assign_and_pin"]
+    nxt = route(admin, PHONE + "2", "Console test: after the pin")
+    assert (nxt["routing_status"], nxt["landlord_id"]) == ("delivered", world.bruno.id)
+    assert message(admin, nxt["message_id"])["routing_metadata"]["rule"] == "support_pin"
+
+
+def test_dismiss_via_the_form(support, admin, world):
+    message_id = held(admin, "3", "Console test: cheap watches")
+    page = support.submit(f"/ops/messages/{message_id}/dismiss", reason="")
+    assert "a reason is required to dismiss a message" in page and "(22023)" in page
+    assert message(admin, message_id)["routing_status"] == "ambiguous"
+    page = support.submit(f"/ops/messages/{message_id}/dismiss", reason="spam")
+    assert "Message dismissed." in page and f'data-message-id="{message_id}"' not in page
+    row = message(admin, message_id)
+    assert (row["routing_status"], row["landlord_id"], row["routing_metadata"]["reason"]) == ("dismissed", None, "spam")
+    assert audit(admin, message_id) == [
+        {"actor_id": world.support.id, "action": "dismiss", "landlord_id": None, "pin_days": None, "reason": "spam"}]
+
+
+def test_a_refusal_by_the_database_is_a_flash_not_a_500(support, admin, world):
+    message_id = held(admin, "4", "Console test: refusals")
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id)
+    assert "this landlord is not one of the message's routing candidates" in page
+    assert "give a reason to assign it to another landlord (22023)" in page
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id, reason="Moved", pin_days="30")
+    assert "cannot pin" in page and "(22023)" in page
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id="not-a-uuid")
+    assert "(22P02)" in page
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.olive.id, pin_days="many")
+    assert "(22P02)" in page
+    assert message(admin, message_id)["routing_status"] == "ambiguous" and audit(admin, message_id) == []
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id, reason="Tenant says Cecil")
+    assert "Message delivered to the landlord." in page
+    assert message(admin, message_id)["landlord_id"] == world.cecil.id
+    page = support.submit(f"/ops/messages/{message_id}/dismiss", reason="too late")
+    assert "held message not found" in page and "(P0002)" in page
+
+
+def test_the_status_page_shows_the_counts(support, admin):
+    held(admin, "4", "Console test: status page")
+    status = service_status(admin)
+    page = support.page("/ops/status")
+    assert f'<td id="held">{status["held"]}</td>' in page and status["held"] >= 1
+    assert re.search(rf"<th>Outbound queued</th><td>{status['outbound_queued']}</td>", page)
+    assert re.search(rf"<th>Needing review</th><td>{status['outbound_needs_review']}</td>", page)
+    assert re.search(rf"<th>ambiguous</th><td>{status['inbound_last_24h']['ambiguous']}</td>", page)
+    assert re.search(rf"<th>Active routing pins</th><td>{status['active_pins']}</td>", page)
+
+
+# -- /metrics ----------------------------------------------------------------------------------
+DOCUMENTED = re.findall(r"^\s+(zenrent_\w+)", app.metrics.__doc__, re.M)
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(resp.get_data(as_text=True)) for s in family.samples}
+
+
+def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin, config, world, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert len(DOCUMENTED) >= 12 and "zenrent_database_up" in DOCUMENTED
+    text = client.get("/metrics").get_data(as_text=True)
+    for name in DOCUMENTED:
+        assert re.search(rf"^# TYPE {name} ", text, re.M), name
+
+    admin.execute("select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))", [config.phone_number_id])
+    before = scrape(client)
+    wamid = f"wamid.OPS.{uuid.uuid4().hex}"
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550000001", "phone_number_id": config.phone_number_id},
+        "messages": [{"from": PHONE + "5", "id": wamid, "timestamp": str(int(time.time())), "type": "text",
+                      "text": {"body": "Console test: metrics"}}]}}]}]}
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    assert client.post("/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 401
+    ok = client.post("/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": sign(body, config.app_secret)})
+    assert ok.status_code == 200 and ok.get_json()["messages"][0]["routing_status"] == "ambiguous"
+    after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("zenrent_webhook_requests_total", status="401") == 1
+    assert delta("zenrent_webhook_requests_total", status="200") == 1
+    assert delta("zenrent_webhook_request_seconds_count") == 2
+    assert delta("zenrent_messages_routed_total", routing_status="ambiguous") == 1
+    status = service_status(admin)
+    assert after[("zenrent_database_up", ())] == 1
+    assert after[("zenrent_held_messages", ())] == status["held"]
+    assert after[("zenrent_outbound_queue_depth", (("state", "queued"),))] == status["outbound_queued"]
+    assert after[("zenrent_db_pool_connections", (("state", "size"),))] >= 1
+
+
+def test_metrics_say_when_the_database_is_down(config):
+    down = create_app(replace(config, database_url="postgresql://postgres:postgres@127.0.0.1:1/postgres?sslmode=disable",
+                              db_pool_timeout_s=0.5))
+    try:
+        samples = scrape(down.test_client())
+        assert samples[("zenrent_database_up", ())] == 0
+        assert ("zenrent_held_messages", ()) not in samples
+    finally:
+        down.extensions["zr_pool"].close(timeout=0)
+
+
+def test_concurrent_scrapes_all_succeed(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> int:
+        return app.test_client().get("/metrics").status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(one, range(24))) == {200}
+
+
+WORKER = """
+import sys
+from app import create_app
+from app.config import Config
+app = create_app(Config.from_env())
+client = app.test_client()
+if sys.argv[1] == "post":
+    client.post("/webhooks/whatsapp", data=b"{}", headers={"Content-Type": "application/json"})  # unsigned: 401
+else:
+    sys.stdout.write(client.get("/metrics").get_data(as_text=True))
+app.extensions["zr_pool"].close(timeout=0)
+"""
+
+
+def test_metrics_add_up_across_worker_processes(config, tmp_path):
+    """gunicorn's workers are processes: with PROMETHEUS_MULTIPROC_DIR every one's samples count."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DATABASE_URL": config.database_url,
+           "PYTHONPATH": str(ROOT)}
+
+    def run(*args: str) -> str:
+        return subprocess.run([sys.executable, "-c", WORKER, *args], env=env, cwd=ROOT, check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+
+    run("post")
+    run("post")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(run("scrape")) for s in f.samples}
+    assert samples[("zenrent_webhook_requests_total", (("status", "401"),))] == 2
+    assert samples[("zenrent_webhook_request_seconds_count", ())] == 2
+    assert samples[("zenrent_database_up", ())] == 1
