@@ -7,6 +7,7 @@
 --   tests.authenticate_as(identifier)        role authenticated, JWT claims of that user
 --   tests.authenticate_as_service_role()     role service_role
 --   tests.clear_authentication()             role anon, anon JWT claims
+--   tests.error_of(sql)                      'SQLSTATE: message (hint: ...)' or 'no error'
 -- All switches are transaction-local (set_config(..., true)), like PostgREST's.
 begin;
 
@@ -93,6 +94,25 @@ as $$
 begin
   perform set_config('request.jwt.claims', '{"role":"anon"}', true);
   perform set_config('role', 'anon', true);
+end
+$$;
+
+-- "SQLSTATE: message (hint: ...)" of a statement, or 'no error': compares whole refusals at once.
+create or replace function tests.error_of(sql text)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  st text;
+  msg text;
+  hnt text;
+begin
+  execute sql;
+  return 'no error';
+exception when others then
+  get stacked diagnostics st = returned_sqlstate, msg = message_text, hnt = pg_exception_hint;
+  return st || ': ' || msg || ' (hint: ' || coalesce(hnt, '') || ')';
 end
 $$;
 

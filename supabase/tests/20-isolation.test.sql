@@ -26,24 +26,6 @@ begin
 end
 $$;
 
-create function tests.error_of(sql text)
-returns text
-language plpgsql
-set search_path = ''
-as $$
-declare
-  st text;
-  msg text;
-  hnt text;
-begin
-  execute sql;
-  return 'no error';
-exception when others then
-  get stacked diagnostics st = returned_sqlstate, msg = message_text, hnt = pg_exception_hint;
-  return st || ': ' || msg || ' (hint: ' || coalesce(hnt, '') || ')';
-end
-$$;
-
 create function tests.msg(wamid text, phone text, body text default 'hello', reply_to text default null)
 returns jsonb
 language sql
