@@ -184,4 +184,26 @@ comment on function public.refresh_tenant_landlord_routing() is
 revoke execute on function public.refresh_tenant_landlord_routing() from public, anon, authenticated;
 grant execute on function public.refresh_tenant_landlord_routing() to service_role;
 
+-- TRUNCATE fires no row triggers: rebuild after one.
+create or replace function private.trg_routing_rebuild()
+returns trigger
+language plpgsql
+security definer -- rewrites the private routing table
+set search_path = ''
+as $$
+begin
+  perform public.refresh_tenant_landlord_routing();
+  return null;
+end
+$$;
+
+create trigger leases_routing_truncate after truncate on public.leases
+  for each statement execute function private.trg_routing_rebuild();
+create trigger tenants_routing_truncate after truncate on public.tenants
+  for each statement execute function private.trg_routing_rebuild();
+create trigger properties_routing_truncate after truncate on public.properties
+  for each statement execute function private.trg_routing_rebuild();
+create trigger user_profiles_routing_truncate after truncate on public.user_profiles
+  for each statement execute function private.trg_routing_rebuild();
+
 select public.refresh_tenant_landlord_routing();

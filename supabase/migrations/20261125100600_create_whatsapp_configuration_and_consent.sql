@@ -37,6 +37,12 @@ begin
     outbound_max_attempts = coalesce((settings ->> 'outbound_max_attempts')::int, w.outbound_max_attempts),
     updated_at = now()
   returning * into s;
+  -- National numbers are read in the default country: re-read every tenant's phone when it
+  -- changes (the routing table follows through the tenants trigger).
+  if settings ? 'default_country' then
+    update public.tenants t set phone_e164 = private.normalize_phone(t.phone, s.default_country)
+    where t.phone is not null and t.phone_e164 is distinct from private.normalize_phone(t.phone, s.default_country);
+  end if;
   return to_jsonb(s) - 'id';
 end
 $$;
