@@ -16,6 +16,7 @@ create table private.whatsapp_settings (
   opt_in_ack_text text not null default
     'Welcome back: you will receive WhatsApp messages from your landlords through ZenRent again. Reply STOP to opt out.',
   outbound_max_attempts int not null default 5 check (outbound_max_attempts between 1 and 50),
+  notify_listeners boolean not null default true,
   updated_at timestamptz not null default now()
 );
 comment on table private.whatsapp_settings is 'The one-row configuration of the central number; change it with public.configure_whatsapp().';

@@ -10,7 +10,8 @@ set search_path = ''
 as $$
 declare
   allowed text[] := array['phone_number_id', 'display_phone_number', 'default_country', 'courtesy_reply_text',
-                          'clarification_reply_text', 'opt_out_ack_text', 'opt_in_ack_text', 'outbound_max_attempts'];
+                          'clarification_reply_text', 'opt_out_ack_text', 'opt_in_ack_text', 'outbound_max_attempts',
+                          'notify_listeners'];
   unknown text;
   s private.whatsapp_settings;
 begin
@@ -35,6 +36,7 @@ begin
     opt_out_ack_text = coalesce(settings ->> 'opt_out_ack_text', w.opt_out_ack_text),
     opt_in_ack_text = coalesce(settings ->> 'opt_in_ack_text', w.opt_in_ack_text),
     outbound_max_attempts = coalesce((settings ->> 'outbound_max_attempts')::int, w.outbound_max_attempts),
+    notify_listeners = coalesce((settings ->> 'notify_listeners')::boolean, w.notify_listeners),
     updated_at = now()
   returning * into s;
   -- National numbers are read in the default country: re-read every tenant's phone when it

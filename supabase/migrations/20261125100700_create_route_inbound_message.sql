@@ -253,11 +253,19 @@ begin
       chosen_row := null;   -- held: no landlord, tenant or property on the row; candidates stay in routing_metadata
     else
       v_status := 'delivered';
-      insert into public.whatsapp_conversations as cv (landlord_id, tenant_id, tenant_phone, property_id)
-      values (chosen, (chosen_row ->> 'tenant_id')::uuid, v_phone, (chosen_row ->> 'property_id')::uuid)
-      on conflict (landlord_id, tenant_phone) do update
-        set tenant_id = excluded.tenant_id, property_id = excluded.property_id
-      returning cv.id into v_conversation;
+      -- Usually the conversation exists with the same tenant and property: then the counter
+      -- trigger's update is the only write to it (one row version per message, not two).
+      select cv.id into v_conversation from public.whatsapp_conversations cv
+        where cv.landlord_id = chosen and cv.tenant_phone = v_phone
+          and cv.tenant_id is not distinct from (chosen_row ->> 'tenant_id')::uuid
+          and cv.property_id is not distinct from (chosen_row ->> 'property_id')::uuid;
+      if v_conversation is null then
+        insert into public.whatsapp_conversations as cv (landlord_id, tenant_id, tenant_phone, property_id)
+        values (chosen, (chosen_row ->> 'tenant_id')::uuid, v_phone, (chosen_row ->> 'property_id')::uuid)
+        on conflict (landlord_id, tenant_phone) do update
+          set tenant_id = excluded.tenant_id, property_id = excluded.property_id
+        returning cv.id into v_conversation;
+      end if;
     end if;
   end if;
 

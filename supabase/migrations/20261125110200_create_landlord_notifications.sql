@@ -3,6 +3,7 @@
 -- {"landlord_id", "conversation_id", "message_id"}) for live listeners, and writes a row to
 -- private.landlord_notifications that a notifier (push, e-mail) claims with
 -- public.claim_landlord_notifications() so nothing is missed while no listener runs.
+-- private.whatsapp_settings.notify_listeners switches the pg_notify off (it serialises commits).
 
 create table private.landlord_notifications (
   id bigint generated always as identity primary key,
@@ -30,8 +31,13 @@ begin
   if (select up.whatsapp_notifications_enabled from public.user_profiles up where up.id = new.landlord_id) then
     insert into private.landlord_notifications (landlord_id, conversation_id, message_id)
     values (new.landlord_id, new.conversation_id, new.id);
-    perform pg_notify('zenrent_whatsapp_inbound', json_build_object(
-      'landlord_id', new.landlord_id, 'conversation_id', new.conversation_id, 'message_id', new.id)::text);
+    -- NOTIFY takes a database-wide lock from pre-commit until the commit is flushed: every
+    -- notifying transaction commits alone (docs/benchmarks.md). On by default; a deployment
+    -- that relies on the queue and Realtime only turns it off with configure_whatsapp.
+    if (select s.notify_listeners from private.whatsapp_settings s) then
+      perform pg_notify('zenrent_whatsapp_inbound', json_build_object(
+        'landlord_id', new.landlord_id, 'conversation_id', new.conversation_id, 'message_id', new.id)::text);
+    end if;
   end if;
   return null;
 end

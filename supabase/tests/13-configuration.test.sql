@@ -1,7 +1,7 @@
 -- Changing the default country re-reads every tenant's national phone number (and routing
 -- follows); TRUNCATE, which fires no row triggers, still leaves the routing table exact.
 begin;
-select plan(7);
+select plan(9);
 
 select tests.create_supabase_user('cfg_landlord');
 insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at)
@@ -27,6 +27,15 @@ select set_eq($$ select tenant_phone from private.tenant_landlord_routing where 
 select public.configure_whatsapp('{"default_country": "GB"}');
 select set_eq($$ select tenant_phone from private.tenant_landlord_routing where landlord_id = tests.get_supabase_uid('cfg_landlord') $$,
   array['442079460999', '447700900998'], 'back to GB, the number routes again');
+
+-- pg_notify can be switched off (it serialises commits); the durable notification row stays.
+select is(public.configure_whatsapp('{"notify_listeners": false}') ->> 'notify_listeners', 'false',
+  'configure_whatsapp turns pg_notify off');
+select tests.authenticate_as_service_role();
+select public.route_inbound_message('{"from": "447700900998", "id": "wamid.CFG_1", "type": "text", "text": {"body": "hi"}}');
+reset role;
+select is((select count(*) from private.landlord_notifications n join public.whatsapp_messages m on m.id = n.message_id
+           where m.wamid = 'wamid.CFG_1'), 1::bigint, 'the landlord notification row is still written');
 
 truncate public.leases;
 select is((select count(*) from private.tenant_landlord_routing), 0::bigint, 'TRUNCATE leases empties the routing table');
