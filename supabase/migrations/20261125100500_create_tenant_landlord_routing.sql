@@ -39,38 +39,46 @@ create view private.tenant_landlord_routing_source with (security_invoker = true
   where l.status = 'active' and t.phone_e164 is not null;
 revoke all on private.tenant_landlord_routing_source from public, anon, authenticated, service_role;
 
--- Re-derive the rows of one key from the defining query.
+-- Re-derive the rows of one key from the defining query. plpgsql, not sql: PostgreSQL 15 plans a
+-- SQL function's statements again on every call (~1-2 ms of catalog work for a 0.05 ms change);
+-- plpgsql keeps the plans for the session (docs/benchmarks.md, routing upkeep).
 create or replace function private.routing_sync_lease(lease_id uuid)
 returns void
-language sql
+language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a lease
 set search_path = ''
 as $$
+begin
   delete from private.tenant_landlord_routing r where r.lease_id = routing_sync_lease.lease_id;
   insert into private.tenant_landlord_routing
     select * from private.tenant_landlord_routing_source s where s.lease_id = routing_sync_lease.lease_id;
+end
 $$;
 
 create or replace function private.routing_sync_tenant(tenant_id uuid)
 returns void
-language sql
+language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a tenant
 set search_path = ''
 as $$
+begin
   delete from private.tenant_landlord_routing r where r.tenant_id = routing_sync_tenant.tenant_id;
   insert into private.tenant_landlord_routing
     select * from private.tenant_landlord_routing_source s where s.tenant_id = routing_sync_tenant.tenant_id;
+end
 $$;
 
 create or replace function private.routing_sync_property(property_id uuid)
 returns void
-language sql
+language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a property
 set search_path = ''
 as $$
+begin
   delete from private.tenant_landlord_routing r where r.property_id = routing_sync_property.property_id;
   insert into private.tenant_landlord_routing
     select * from private.tenant_landlord_routing_source s where s.property_id = routing_sync_property.property_id;
+end
 $$;
 
 -- Trigger functions: the cheapest exact update for each kind of change.
