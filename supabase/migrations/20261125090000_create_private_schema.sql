@@ -7,10 +7,8 @@ create schema if not exists private;
 revoke all on schema private from public;
 grant usage on schema private to authenticated, service_role;
 
--- Functions are not executable by anyone unless granted one by one. PostgreSQL grants EXECUTE
--- to PUBLIC on every new function, and a per-schema default cannot take that away: only the
--- global default for the role that creates them can.
-alter default privileges revoke execute on functions from public;
+-- Functions created in private are not executable by anyone unless granted one by one.
+alter default privileges in schema private revoke execute on functions from public;
 
 create or replace function private.trg_set_updated_at()
 returns trigger
