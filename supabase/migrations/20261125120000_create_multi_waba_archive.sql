@@ -43,7 +43,8 @@ comment on table archive.multi_waba_accounts is
   'Per-landlord WhatsApp Business Accounts as they were before phase 3. Append-only. access_token_ref is kept '
   'only as a reference name for audit; phase 3 erases it from the live table.';
 
-create or replace function private.trg_archive_is_append_only()
+-- Shared by every append-only table; the trigger's argument says why the rows never change.
+create or replace function private.trg_append_only()
 returns trigger
 language plpgsql
 security invoker
@@ -51,18 +52,19 @@ set search_path = ''
 as $$
 begin
   raise exception using errcode = '42501', message = format('%s.%s is append-only', tg_table_schema, tg_table_name),
-    hint = 'archived rows are the record of what was migrated; they are never changed';
+    hint = coalesce(tg_argv[0], 'its rows are never changed or removed');
 end
 $$;
+comment on function private.trg_append_only() is 'Trigger: refuses UPDATE, DELETE and TRUNCATE (42501); argument: the hint.';
 
 create trigger multi_waba_messages_append_only before update or delete on archive.multi_waba_messages
-  for each row execute function private.trg_archive_is_append_only();
+  for each row execute function private.trg_append_only('archived rows are the record of what was migrated; they are never changed');
 create trigger multi_waba_messages_no_truncate before truncate on archive.multi_waba_messages
-  for each statement execute function private.trg_archive_is_append_only();
+  for each statement execute function private.trg_append_only('archived rows are the record of what was migrated; they are never changed');
 create trigger multi_waba_accounts_append_only before update or delete on archive.multi_waba_accounts
-  for each row execute function private.trg_archive_is_append_only();
+  for each row execute function private.trg_append_only('archived rows are the record of what was migrated; they are never changed');
 create trigger multi_waba_accounts_no_truncate before truncate on archive.multi_waba_accounts
-  for each statement execute function private.trg_archive_is_append_only();
+  for each statement execute function private.trg_append_only('archived rows are the record of what was migrated; they are never changed');
 
 alter table archive.multi_waba_messages enable row level security;
 alter table archive.multi_waba_accounts enable row level security;

@@ -61,24 +61,10 @@ alter table private.support_audit_log enable row level security;
 revoke all on private.support_audit_log from public, anon, authenticated, service_role;
 
 -- Every role hits this trigger, the owner included; only a migration could drop it.
-create or replace function private.trg_audit_is_append_only()
-returns trigger
-language plpgsql
-security invoker
-set search_path = ''
-as $$
-begin
-  raise exception using errcode = '42501', message = format('%s.%s is append-only', tg_table_schema, tg_table_name),
-    hint = 'the audit log is the record of what support did; its rows are never changed or removed';
-end
-$$;
-comment on function private.trg_audit_is_append_only() is 'Trigger: refuses UPDATE, DELETE and TRUNCATE on the audit log (42501).';
-revoke execute on function private.trg_audit_is_append_only() from public;
-
 create trigger support_audit_log_append_only before update or delete on private.support_audit_log
-  for each row execute function private.trg_audit_is_append_only();
+  for each row execute function private.trg_append_only('the audit log is the record of what support did; its rows are never changed or removed');
 create trigger support_audit_log_no_truncate before truncate on private.support_audit_log
-  for each statement execute function private.trg_audit_is_append_only();
+  for each statement execute function private.trg_append_only('the audit log is the record of what support did; its rows are never changed or removed');
 
 create or replace function private.require_support()
 returns uuid

@@ -563,7 +563,7 @@ select set_eq($$ select * from private.support_audit_log $$, $$ select * from hm
 -- The private helpers behind the RPCs are not callable by the API roles (PUBLIC's default revoked).
 select is_empty(
   $$ select format('%s by %s', f, r)
-     from unnest(array['private.require_support()', 'private.held_message(uuid)', 'private.trg_audit_is_append_only()']::regprocedure[]) f,
+     from unnest(array['private.require_support()', 'private.held_message(uuid)', 'private.trg_append_only()']::regprocedure[]) f,
             unnest(array['anon', 'authenticated', 'service_role']) r
      where has_function_privilege(r, f, 'execute') $$,
   'private.require_support(), private.held_message() and the audit trigger function are executable by no API role');
