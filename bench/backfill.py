@@ -95,7 +95,7 @@ select {uuid_sql('b000', 'p')}, {uuid_sql('a000', '(1 + ((case when p <= ' + str
        p || ' Bench Street', 'London'
 from generate_series(1, {tenants + tenants // 10}) p;
 
-insert into public.tenants (id, user_id, full_name, phone)
+insert into public.tenants (id, user_id, name, phone)
 select {uuid_sql('c000', 't')}, {uuid_sql('a000', landlord_of)}, 'Tenant ' || t, {typed(digits, 't')}
 from generate_series(1, {tenants}) t;
 

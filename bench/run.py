@@ -740,11 +740,11 @@ def bench_upkeep(scratch: Scratch, world: World, prof: Profile, work: Path,
     index_s += scratch.timed("create index on bench.tenant_landlord_routing_mv (tenant_phone)")
     refresh = []
     for _ in range(prof.mv_refreshes):
-        scratch.execute("update public.tenants set full_name = full_name || '.' where id = bench.uid(2, 1)")
+        scratch.execute("update public.tenants set name = name || '.' where id = bench.uid(2, 1)")
         refresh.append(scratch.timed("refresh materialized view bench.tenant_landlord_routing_mv"))
     concurrent_refresh = []
     for _ in range(prof.mv_concurrent_refreshes):
-        scratch.execute("update public.tenants set full_name = full_name || '.' where id = bench.uid(2, 1)")
+        scratch.execute("update public.tenants set name = name || '.' where id = bench.uid(2, 1)")
         concurrent_refresh.append(scratch.timed("refresh materialized view concurrently bench.tenant_landlord_routing_mv"))
     scratch.execute("drop materialized view bench.tenant_landlord_routing_mv")
     refresh_ms = 1000 * sum(refresh) / len(refresh)

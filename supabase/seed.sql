@@ -26,7 +26,7 @@ insert into public.properties (id, user_id, address, city, postcode) values
   ('00000000-0000-4000-b000-000000000003', '00000000-0000-4000-a000-000000000b0b', '4 Canal Street', 'Manchester', 'M1 3HE'),
   ('00000000-0000-4000-b000-000000000004', '00000000-0000-4000-a000-0000000ca201', '88 Harbour View', 'Bristol', 'BS1 5DB');
 
-insert into public.tenants (id, user_id, full_name, phone, email) values
+insert into public.tenants (id, user_id, name, phone, email) values
   -- Alice's tenants, phones in mixed formats
   ('00000000-0000-4000-c000-000000000001', '00000000-0000-4000-a000-00000000a11c', 'Tom Baker',     '+44 7700 900123',  'tom@example.test'),
   ('00000000-0000-4000-c000-000000000002', '00000000-0000-4000-a000-00000000a11c', 'Priya Patel',   '07700-900456',     'priya@example.test'),

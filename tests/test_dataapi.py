@@ -444,7 +444,7 @@ def test_rpc_bodies_are_checked(rest, body, content_type, status, code):
 
 def test_unsupported_methods_are_refused_and_change_nothing(rest, admin):
     before = fingerprint(admin)
-    r = rest.post("/tenants", json={"user_id": ALICE, "full_name": "Injected"}, headers=bearer(ALICE_TOKEN))
+    r = rest.post("/tenants", json={"user_id": ALICE, "name": "Injected"}, headers=bearer(ALICE_TOKEN))
     assert (r.status_code, r.json()["code"]) == (405, "PGRST117")
     r = rest.request("DELETE", "/whatsapp_messages", params={"id": "not.is.null"}, headers=bearer(ALICE_TOKEN))
     assert r.status_code == 405

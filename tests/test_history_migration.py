@@ -77,7 +77,7 @@ insert into public.user_profiles (id, full_name) values
 insert into public.properties (id, user_id, address) values
   ('{PA1}', '{A}', '1 Rosemary Lane'), ('{PA2}', '{A}', '2 Rosemary Lane'), ('{PB1}', '{B}', '4 Canal Street'),
   ('{PC1}', '{C}', '7 Harbour View'), ('{PC2}', '{C}', '8 Harbour View');
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('{T1}', '{A}', 'Tom Baker', '+44 7700 900123'),
   ('{T2}', '{A}', 'Priya Patel', '07700-900456'),          -- moved from PA1 to PA2
   ('{T3}', '{A}', 'Dan Wright', '0044 (7700) 900.555'),    -- same phone as T4, under Bob

@@ -88,7 +88,7 @@ def world(admin) -> Iterator[World]:
         for role, owner in owners.items():
             phone = w.phones["shared" if role == "shared2" else role]
             typed = f"+44 7700 {phone[-6:]}"  # as a landlord types it
-            tid = admin.execute("insert into public.tenants (user_id, full_name, phone) values (%s, %s, %s) "
+            tid = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, %s, %s) "
                                 "returning id::text", [owner, f"Tenant {role}", typed]).fetchone()["id"]
             admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
                           "values (%s, %s, 'active', '2025-01-01')", [tid, props[owner]])

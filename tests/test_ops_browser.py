@@ -76,7 +76,7 @@ def people(admin, config) -> Iterator[dict[str, dict[str, str]]]:
                       "values (%s, %s, true, now())", [landlord, out[key]["name"]])
         prop = admin.execute("insert into public.properties (user_id, address) values (%s, %s) returning id",
                              [landlord, address]).fetchone()["id"]
-        tenant = admin.execute("insert into public.tenants (user_id, full_name, phone) values (%s, 'Maya Lund', %s) "
+        tenant = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, 'Maya Lund', %s) "
                                "returning id", [landlord, "+" + PHONE]).fetchone()["id"]
         admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
                       "values (%s, %s, 'active', '2025-01-01')", [tenant, prop])

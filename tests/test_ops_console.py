@@ -94,7 +94,7 @@ def world(admin) -> World:
         if tenant is None:
             continue
         for digit in "12345":
-            t = admin.execute("insert into public.tenants (user_id, full_name, phone) values (%s, %s, %s) returning id",
+            t = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, %s, %s) returning id",
                               [landlord.id, tenant, f"+{PHONE}{digit}"]).fetchone()["id"]
             admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
                           "values (%s, %s, 'active', '2025-01-01')", [t, prop])

@@ -44,7 +44,7 @@ def landlord_and_phone(config):
             "insert into public.properties (user_id, address) values (%s, '1 Race Road') returning id", [landlord_id]
         ).fetchone()[0]
         tenant_id = conn.execute(
-            "insert into public.tenants (user_id, full_name, phone) values (%s, 'Racy Tenant', %s) returning id",
+            "insert into public.tenants (user_id, name, phone) values (%s, 'Racy Tenant', %s) returning id",
             [landlord_id, "+" + phone],
         ).fetchone()[0]
         conn.execute(

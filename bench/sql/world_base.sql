@@ -75,7 +75,7 @@ select bench.uid(3, i), bench.uid(1, bench.landlord_of(i, :tenants)),
 from generate_series(1, :tenants) i;
 
 \echo '  tenants'
-insert into public.tenants (id, user_id, full_name, phone, phone_e164, email, created_at, updated_at)
+insert into public.tenants (id, user_id, name, phone, phone_e164, email, created_at, updated_at)
 select bench.uid(2, i), bench.uid(1, bench.landlord_of(i, :tenants)), 'Tenant ' || i,
        case i % 3
          when 0 then '+44 ' || substr(e, 3, 4) || ' ' || substr(e, 7)

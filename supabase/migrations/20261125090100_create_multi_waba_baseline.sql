@@ -63,7 +63,7 @@ create policy "landlords can delete their properties" on public.properties
 create table public.tenants (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references public.user_profiles (id) on delete cascade,
-  full_name text not null check (length(btrim(full_name)) between 1 and 200),
+  name text not null check (length(btrim(name)) between 1 and 200),
   phone text,
   email text,
   created_at timestamptz not null default now(),

@@ -29,7 +29,7 @@ revoke all on private.tenant_landlord_routing from public, anon, authenticated, 
 
 -- The defining query. The table must always equal it (tested after random changes).
 create view private.tenant_landlord_routing_source with (security_invoker = true) as
-  select l.id as lease_id, t.phone_e164 as tenant_phone, t.id as tenant_id, t.full_name as tenant_name,
+  select l.id as lease_id, t.phone_e164 as tenant_phone, t.id as tenant_id, t.name as tenant_name,
          p.user_id as landlord_id, up.full_name as landlord_name, up.whatsapp_enabled as landlord_whatsapp_enabled,
          p.id as property_id, p.address as property_address, l.status as lease_status, l.start_date as lease_start_date
   from public.leases l
@@ -111,7 +111,7 @@ begin
   elsif tg_op = 'UPDATE' and new.user_id = old.user_id and new.id = old.id then
     -- name or phone only: rewrite in place
     update private.tenant_landlord_routing r
-      set tenant_phone = new.phone_e164, tenant_name = new.full_name
+      set tenant_phone = new.phone_e164, tenant_name = new.name
       where r.tenant_id = new.id and new.phone_e164 is not null;
     if new.phone_e164 is null or old.phone_e164 is null then
       perform private.routing_sync_tenant(new.id);
@@ -161,7 +161,7 @@ $$;
 
 create trigger leases_routing after insert or delete or update of tenant_id, property_id, status, start_date, id
   on public.leases for each row execute function private.trg_routing_leases();
-create trigger tenants_routing after delete or update of phone, phone_e164, full_name, user_id, id
+create trigger tenants_routing after delete or update of phone, phone_e164, name, user_id, id
   on public.tenants for each row execute function private.trg_routing_tenants();
 create trigger properties_routing after delete or update of address, user_id, id
   on public.properties for each row execute function private.trg_routing_properties();

@@ -22,7 +22,7 @@ insert into public.properties (id, user_id, address) values
   ('a0000000-0010-4000-8000-000000000003', tests.get_supabase_uid('rt_bob'), '3 Bob Street'),
   ('a0000000-0010-4000-8000-000000000004', tests.get_supabase_uid('rt_carol'), '4 Carol Close');
 
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b0000000-0010-4000-8000-000000000001', tests.get_supabase_uid('rt_alice'), 'Tina One', '07400 100001'),
   ('b0000000-0010-4000-8000-000000000002', tests.get_supabase_uid('rt_alice'), 'Tom Two', '+44 7400 100002'),
   ('b0000000-0010-4000-8000-000000000003', tests.get_supabase_uid('rt_bob'), 'Tina at Bob', '0044 (7400) 100.001'),
@@ -98,7 +98,7 @@ update public.tenants set phone = 'ask at the door' where id = 'b0000000-0010-40
 select is_empty($$ select * from tests.routing_row('c0000000-0010-4000-8000-000000000001') $$,
   'a phone that is not a phone number does not route');
 update public.tenants set phone = '07400 100001' where id = 'b0000000-0010-4000-8000-000000000001';
-update public.tenants set full_name = 'Tina Renamed' where id = 'b0000000-0010-4000-8000-000000000001';
+update public.tenants set name = 'Tina Renamed' where id = 'b0000000-0010-4000-8000-000000000001';
 select results_eq($$ select tenant_phone, tenant_name from tests.routing_row('c0000000-0010-4000-8000-000000000001') $$,
   $$ values ('447400100001', 'Tina Renamed') $$, 'a tenant rename is rewritten');
 
@@ -185,7 +185,7 @@ select is_empty($$ select * from private.tenant_landlord_routing where landlord_
 
 -- A landlord changing data through the API (RLS, authenticated) updates the table too ------
 select tests.authenticate_as('rt_bob');
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b0000000-0010-4000-8000-000000000005', tests.get_supabase_uid('rt_bob'), 'Bea Five', '07400 100005');
 insert into public.leases (id, tenant_id, property_id, status, start_date) values
   ('c0000000-0010-4000-8000-000000000006', 'b0000000-0010-4000-8000-000000000005', 'a0000000-0010-4000-8000-000000000003', 'active', '2025-07-01');
@@ -235,7 +235,7 @@ begin
     values (l, 'Prop Landlord ' || i, i % 2 = 0, case when i % 2 = 0 then now() end);
     insert into public.properties (id, user_id, address)
       select md5('rtw-p-' || i || '-' || g)::uuid, l, 'Prop ' || i || '/' || g from generate_series(1, 4) g;
-    insert into public.tenants (id, user_id, full_name, phone)
+    insert into public.tenants (id, user_id, name, phone)
       select md5('rtw-t-' || i || '-' || g)::uuid, l, 'Prop tenant ' || i || '/' || g,
              phones[1 + floor(random() * array_length(phones, 1))::int]
       from generate_series(1, 4) g;
@@ -257,14 +257,14 @@ begin
     rc := 0;
     case op
       when 'tenant_insert' then
-        insert into public.tenants (id, user_id, full_name, phone)
+        insert into public.tenants (id, user_id, name, phone)
         values (md5('rtw-t-step-' || i)::uuid, l, 'Prop tenant ' || i, phones[1 + floor(random() * array_length(phones, 1))::int]);
         get diagnostics rc = row_count;
       when 'tenant_phone' then
         update public.tenants set phone = phones[1 + floor(random() * array_length(phones, 1))::int] where id = t;
         get diagnostics rc = row_count;
       when 'tenant_name' then
-        update public.tenants set full_name = 'Prop tenant renamed ' || i where id = t;
+        update public.tenants set name = 'Prop tenant renamed ' || i where id = t;
         get diagnostics rc = row_count;
       when 'tenant_landlord' then
         -- leaves the tenant's leases joining two landlords: they must stop routing
@@ -319,7 +319,7 @@ begin
         update public.user_profiles set full_name = 'Prop Landlord renamed ' || i where id = l;
         get diagnostics rc = row_count;
       when 'many_tenant_names' then
-        update public.tenants set full_name = left(full_name, 150) || '.' where user_id = l;
+        update public.tenants set name = left(name, 150) || '.' where user_id = l;
         get diagnostics rc = row_count;
       when 'many_lease_status' then
         update public.leases set status = case status when 'active' then 'ended' else 'active' end
@@ -332,7 +332,7 @@ begin
           values (x, 'Prop Landlord new ' || i, true, now());
           get diagnostics rc = row_count;
           insert into public.properties (id, user_id, address) values (md5('rtw-p-new-' || i)::uuid, x, 'Prop of new ' || i);
-          insert into public.tenants (id, user_id, full_name, phone)
+          insert into public.tenants (id, user_id, name, phone)
           values (md5('rtw-t-new-' || i)::uuid, x, 'Prop tenant of new ' || i, phones[1 + (i % 8)]);
         end if;
       when 'landlord_delete' then

@@ -26,7 +26,7 @@ insert into public.properties (id, user_id, address) values
   ('a0000000-0011-4000-8000-000000000004', tests.get_supabase_uid('ri_dora'), '4 Dora Dock'),
   ('a0000000-0011-4000-8000-000000000005', tests.get_supabase_uid('ri_hank'), '5 Hank Heights');
 
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   -- P1 rents two of Alice's properties
   ('b0000000-0011-4000-8000-000000000001', tests.get_supabase_uid('ri_alice'), 'Pat One', '07400 200001'),
   -- P2 rents from Alice and from Bob (legitimately shared)

@@ -12,7 +12,7 @@ insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opte
   (tests.get_supabase_uid('st_lena'), 'Lena ST', true, now());
 insert into public.properties (id, user_id, address) values
   ('a0000000-0012-4000-8000-000000000001', tests.get_supabase_uid('st_lena'), '1 Status Street');
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b0000000-0012-4000-8000-000000000001', tests.get_supabase_uid('st_lena'), 'Tess', '07400 300001');
 insert into public.leases (tenant_id, property_id, status, start_date) values
   ('b0000000-0012-4000-8000-000000000001', 'a0000000-0012-4000-8000-000000000001', 'active', '2025-01-01');

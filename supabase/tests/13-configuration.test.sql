@@ -8,7 +8,7 @@ insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opte
 values (tests.get_supabase_uid('cfg_landlord'), 'Cora Config', true, now());
 insert into public.properties (id, user_id, address)
 values ('a1300000-0000-4000-8000-000000000001', tests.get_supabase_uid('cfg_landlord'), '13 Config Court');
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b1300000-0000-4000-8000-000000000001', tests.get_supabase_uid('cfg_landlord'), 'Nat National', '020 7946 0999'),
   ('b1300000-0000-4000-8000-000000000002', tests.get_supabase_uid('cfg_landlord'), 'Ina International', '+44 7700 900998');
 insert into public.leases (tenant_id, property_id, status, start_date) values

@@ -67,7 +67,7 @@ insert into public.properties (id, user_id, address) values
   ('a0000000-0000-4000-8000-000000000011', tests.get_supabase_uid('iso_second'), '2 Second Street'),
   ('a0000000-0000-4000-8000-000000000021', tests.get_supabase_uid('iso_disabled'), '3 Dormant Lane');
 
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b0000000-0000-4000-8000-000000000001', tests.get_supabase_uid('iso_owner'), 'Victor Victim', '+44 7700 900601'),
   ('b0000000-0000-4000-8000-000000000002', tests.get_supabase_uid('iso_owner'), 'Shirley Shared', '07700 900602'),
   ('b0000000-0000-4000-8000-000000000012', tests.get_supabase_uid('iso_second'), 'Shirley S.', '+447700900602'),
@@ -167,9 +167,9 @@ select results_eq($$ select id from public.tenants order by id $$,
   'owner reads her tenants and only them');
 select is_empty($$ select 1 from public.tenants where phone_e164 = '447700900603' or id = 'b0000000-0000-4000-8000-000000000012' $$,
   'owner cannot read other landlords'' tenants, even one sharing her tenant''s phone');
-select lives_ok(format('insert into public.tenants (id, user_id, full_name, phone) values (%L, %L, %L, %L)',
+select lives_ok(format('insert into public.tenants (id, user_id, name, phone) values (%L, %L, %L, %L)',
   'b0000000-0000-4000-8000-000000000003', tests.get_supabase_uid('iso_owner'), 'Nina New', '07700 900605'), 'owner adds a tenant');
-select throws_ok(format('insert into public.tenants (user_id, full_name) values (%L, %L)', tests.get_supabase_uid('iso_second'), 'Planted'),
+select throws_ok(format('insert into public.tenants (user_id, name) values (%L, %L)', tests.get_supabase_uid('iso_second'), 'Planted'),
   '42501', null, 'owner cannot add a tenant in another landlord''s name');
 select is(tests.affected($$ update public.tenants set email = 'victor@example.test' where id = 'b0000000-0000-4000-8000-000000000001' $$), 1,
   'owner updates her tenant');
@@ -359,7 +359,7 @@ select is((select status from public.whatsapp_conversations where id = 'e0000000
 select tests.authenticate_as('iso_hostile');
 select lives_ok(format('insert into public.properties (id, user_id, address) values (%L, %L, %L)',
   'a0000000-0000-4000-8000-000000000031', auth.uid(), '6 Trap Street'), 'hostile landlord adds a property');
-select lives_ok(format('insert into public.tenants (id, user_id, full_name, phone) values (%L, %L, %L, %L)',
+select lives_ok(format('insert into public.tenants (id, user_id, name, phone) values (%L, %L, %L, %L)',
   'b0000000-0000-4000-8000-000000000031', auth.uid(), 'Victor (captured)', '07700 900601'),
   'hostile landlord adds a tenant with Olivia''s tenant''s phone');
 select lives_ok($$ insert into public.leases (id, tenant_id, property_id, status, start_date) values
@@ -518,7 +518,7 @@ select throws_ok($$ select 1 from public.leases $$, '42501', null, 'anon cannot 
 select throws_ok($$ select 1 from public.whatsapp_accounts $$, '42501', null, 'anon cannot read whatsapp_accounts');
 select throws_ok($$ select 1 from public.whatsapp_conversations $$, '42501', null, 'anon cannot read whatsapp_conversations');
 select throws_ok($$ select 1 from public.whatsapp_messages $$, '42501', null, 'anon cannot read whatsapp_messages');
-select throws_ok($$ insert into public.tenants (user_id, full_name) values (gen_random_uuid(), 'x') $$, '42501', null, 'anon cannot insert');
+select throws_ok($$ insert into public.tenants (user_id, name) values (gen_random_uuid(), 'x') $$, '42501', null, 'anon cannot insert');
 select throws_ok($$ select public.set_whatsapp_opt_in(true) $$, '42501', null, 'anon cannot execute set_whatsapp_opt_in');
 select throws_ok($$ select public.send_whatsapp_message(gen_random_uuid(), 'hi') $$, '42501', null, 'anon cannot execute send_whatsapp_message');
 select throws_ok($$ select public.send_whatsapp_template(gen_random_uuid(), 'x', 'en') $$, '42501', null, 'anon cannot execute send_whatsapp_template');

@@ -71,7 +71,7 @@ insert into public.properties (id, user_id, address) values
   ('a1000000-0000-4000-8000-000000000021', tests.get_supabase_uid('rpc_carl'), '3 Carl Crescent');
 
 -- Tenant ids end in their phone's last three digits.
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b1000000-0000-4000-8000-000000000701', tests.get_supabase_uid('rpc_alice'), 'Tom One', '07700 900701'),
   ('b1000000-0000-4000-8000-000000000702', tests.get_supabase_uid('rpc_alice'), 'Sue Shared', '07700 900702'),
   ('b1000000-0000-4000-8000-000000000703', tests.get_supabase_uid('rpc_alice'), 'Pat Pending', '07700 900703'),
@@ -89,7 +89,7 @@ insert into public.leases (tenant_id, property_id, status, start_date)
 select t.id, case t.user_id when tests.get_supabase_uid('rpc_alice') then 'a1000000-0000-4000-8000-000000000001'::uuid
                             when tests.get_supabase_uid('rpc_bob') then 'a1000000-0000-4000-8000-000000000011'::uuid
                             else 'a1000000-0000-4000-8000-000000000021'::uuid end,
-       case when t.full_name = 'Pat Pending' then 'pending' else 'active' end, '2025-01-01'
+       case when t.name = 'Pat Pending' then 'pending' else 'active' end, '2025-01-01'
 from public.tenants t where t.id::text like 'b1000000-%';
 
 -- Tenants write in: now, 23 hours ago (window still open) and two days ago (window closed).

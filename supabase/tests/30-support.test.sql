@@ -111,7 +111,7 @@ insert into public.properties (id, user_id, address) values
   ('a3000000-0030-4000-8000-000000000005', tests.get_supabase_uid('hm_eve'), '5 Elsewhere Road');
 
 -- Tenant ids: ...0a<n> are Alice's, ...0b<n> Bob's, ...0d<n> Dora's; <n> is the phone's last digit.
-insert into public.tenants (id, user_id, full_name, phone) values
+insert into public.tenants (id, user_id, name, phone) values
   ('b3000000-0030-4000-8000-0000000000a1', tests.get_supabase_uid('hm_alice'), 'Amy Ambig', '07400 500001'),
   ('b3000000-0030-4000-8000-0000000000b1', tests.get_supabase_uid('hm_bob'), 'Amelia Ambig', '+44 7400 500001'),
   ('b3000000-0030-4000-8000-0000000000a2', tests.get_supabase_uid('hm_alice'), 'Abe Two', '07400 500002'),
