@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 BASELINE = "20261125090100"
-ARCHIVE_MIGRATION = "20261125120000"
-PHASE3_MIGRATION = "20261125120200"
+ARCHIVE_MIGRATION = "20261129120050"
+PHASE3_MIGRATION = "20261129130000"
 DEFAULT_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
 DEFAULT_OUT = ROOT / "bench" / "results" / "backfill.json"
 BATCH_SIZES = (2000, 10000)
@@ -205,8 +205,9 @@ def state_digest(url: str) -> dict:
         m = conn.execute(
             """select count(*), sum(hashtextextended((m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id,
                       cv.tenant_phone, m.tenant_phone, m.is_from_tenant, m.outbound_kind, m.routing_status,
-                      m.routing_metadata, m.updated_at)::text, 0)::numeric)::text
+                      d.routing_metadata, m.updated_at)::text, 0)::numeric)::text
                from public.whatsapp_messages m left join public.whatsapp_conversations cv on cv.id = m.conversation_id
+               left join private.whatsapp_message_details d on d.message_id = m.id
                where m.user_id is not null""").fetchone()
         c = conn.execute(
             """select count(*), sum(hashtextextended((c.landlord_id, c.tenant_phone, c.tenant_id, c.property_id, c.status,

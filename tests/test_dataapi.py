@@ -221,17 +221,51 @@ def test_singular_accept_header(rest, admin):
     assert r.status_code == 406 and r.json()["code"] == "PGRST107"
 
 
-def test_column_privileges_decide_star(api, rest):
-    """Landlords have no privilege on routing_metadata / raw: `*` is refused, explicit columns work."""
-    with pytest.raises(Exception) as err:
-        supa(api, ALICE_TOKEN).table("whatsapp_messages").select("*").execute()
-    assert getattr(err.value, "code", None) == "42501"
-    for cols in ("*", "id,routing_metadata", "raw"):
+#: Every table a landlord reads, and how a row names its landlord (leases: through the property).
+LANDLORD_TABLES = {
+    "user_profiles": "select id::text from public.user_profiles where id = %s",
+    "properties": "select id::text from public.properties where user_id = %s",
+    "tenants": "select id::text from public.tenants where user_id = %s",
+    "leases": "select l.id::text from public.leases l join public.properties p on p.id = l.property_id where p.user_id = %s",
+    "whatsapp_conversations": "select id::text from public.whatsapp_conversations where landlord_id = %s",
+    "whatsapp_messages": "select id::text from public.whatsapp_messages where landlord_id = %s or user_id = %s",
+}
+
+
+@pytest.mark.parametrize("table", sorted(LANDLORD_TABLES))
+def test_default_select_star_answers_200_with_only_own_rows(api, rest, admin, table):
+    """supabase-py's default select (`*`) works on every table a landlord reads, under RLS."""
+    sql = LANDLORD_TABLES[table]
+    for landlord, token in ((ALICE, ALICE_TOKEN), (BOB, BOB_TOKEN)):
+        rows = supa(api, token).table(table).select("*").execute().data
+        expected = {r["id"] for r in admin.execute(sql, [landlord] * sql.count("%s")).fetchall()}
+        assert {r["id"] for r in rows} == expected, (table, landlord)
+        assert expected or landlord != ALICE, f"the seed gives Alice {table} rows"  # so the check means something
+        r = rest.get(f"/{table}", headers=bearer(token))  # no select parameter at all
+        assert r.status_code == 200 and {x["id"] for x in r.json()} == expected, (table, landlord)
+
+
+def test_routing_metadata_and_raw_are_unreachable_for_landlords(api, rest, admin):
+    """They are not columns of any exposed table: no select, filter, order or embed reaches them."""
+    for cols in ("id,routing_metadata", "raw"):
         r = rest.get("/whatsapp_messages", params={"select": cols}, headers=bearer(ALICE_TOKEN))
-        assert r.status_code == 403 and r.json()["code"] == "42501", cols
-    r = rest.get("/whatsapp_messages", params={"select": "*", "limit": "1"},
-                 headers=bearer(LOCAL_SERVICE_ROLE_KEY, LOCAL_SERVICE_ROLE_KEY))
-    assert r.status_code == 200 and {"raw", "routing_metadata"} <= set(r.json()[0])
+        assert r.status_code == 400 and r.json()["code"] == "42703", cols
+    r = rest.get("/whatsapp_messages", params={"select": "routing_metadata->candidates"}, headers=bearer(ALICE_TOKEN))
+    assert r.status_code == 400  # the stand-in refuses JSON paths outright (PGRST100); PostgREST answers 42703
+    for params in ({"raw": "not.is.null"}, {"order": "routing_metadata"}):
+        r = rest.get("/whatsapp_messages", params=params, headers=bearer(ALICE_TOKEN))
+        assert r.status_code == 400, params
+    # The private schema is not exposed by the Data API, for landlords and the service role alike.
+    r = rest.get("/whatsapp_message_details", headers=bearer(ALICE_TOKEN))
+    assert r.status_code == 404
+    r = rest.get("/whatsapp_messages", params={"select": "*"}, headers={**bearer(ALICE_TOKEN), "Accept-Profile": "private"})
+    assert r.status_code == 406
+    star = supa(api, ALICE_TOKEN).table("whatsapp_messages").select("*").execute().data
+    assert star and not {"raw", "routing_metadata"} & set(star[0])
+    # ... and they are kept: the details of a routed message are in private.whatsapp_message_details.
+    kept = admin.execute("select count(*) as n from private.whatsapp_message_details d "
+                         "join public.whatsapp_messages m on m.id = d.message_id where m.user_id is not null").fetchone()["n"]
+    assert kept > 0
 
 
 # -- who is asking ------------------------------------------------------------------------------
@@ -478,7 +512,6 @@ HOSTILE_GETS = [
     ("/whatsapp_conversations", {"select": "id)from public.tenants--"}, {400}),
     ("/whatsapp_conversations", {"select": "pg_sleep"}, {400}),
     ("/whatsapp_conversations", {"select": ""}, {400}),
-    ("/whatsapp_messages", {"select": "routing_metadata->candidates"}, {400}),
     ("/whatsapp_conversations", {"order": "id;drop table public.tenants"}, {400}),
     ("/whatsapp_conversations", {"order": "id.desc;delete from public.whatsapp_messages"}, {400}),
     ("/whatsapp_conversations", {"order": "(select 1)"}, {400}),

@@ -290,9 +290,10 @@ def final_state(url: str) -> tuple[dict, dict]:
     with psycopg.connect(url) as conn:
         messages = {str(r[0]): r[1:] for r in conn.execute(
             """select m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id, cv.tenant_phone, m.tenant_phone,
-                      m.is_from_tenant, m.outbound_kind, m.routing_status, m.routing_metadata, m.updated_at,
+                      m.is_from_tenant, m.outbound_kind, m.routing_status, d.routing_metadata, m.updated_at,
                       m.conversation_id is null
                from public.whatsapp_messages m left join public.whatsapp_conversations cv on cv.id = m.conversation_id
+               left join private.whatsapp_message_details d on d.message_id = m.id
                where m.user_id is not null""")}
         conversations = {(str(r[0]), r[1]): r[2:] for r in conn.execute(
             """select landlord_id, tenant_phone, tenant_id, property_id, status, unread_count, last_message_at,

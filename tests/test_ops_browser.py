@@ -173,7 +173,7 @@ def test_support_assigns_and_pins_in_the_browser(browser, server, people, admin,
     # The tenant's next message goes straight to Greta.
     nxt = webhook(server, config, "Thanks, and the boiler pressure is low too.")
     assert (nxt["routing_status"], nxt["landlord_id"]) == ("delivered", people["greta"]["id"])
-    rule = admin.execute("select routing_metadata ->> 'rule' as rule from public.whatsapp_messages where id = %s",
+    rule = admin.execute("select routing_metadata ->> 'rule' as rule from private.whatsapp_message_details where message_id = %s",
                          [nxt["message_id"]]).fetchone()["rule"]
     assert rule == "support_pin"
     page.reload()

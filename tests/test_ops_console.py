@@ -118,8 +118,9 @@ def held(admin, digit: str, body: str) -> str:
 
 
 def message(admin, message_id: str) -> dict[str, Any]:
-    return admin.execute("select routing_status, landlord_id::text, conversation_id, routing_metadata "
-                         "from public.whatsapp_messages where id = %s", [message_id]).fetchone()
+    return admin.execute("select m.routing_status, m.landlord_id::text, m.conversation_id, d.routing_metadata "
+                         "from public.whatsapp_messages m left join private.whatsapp_message_details d "
+                         "on d.message_id = m.id where m.id = %s", [message_id]).fetchone()
 
 
 def audit(admin, message_id: str) -> list[dict[str, Any]]:

@@ -287,7 +287,8 @@ def test_every_message_type_is_stored_once_and_redelivery_changes_nothing(client
     first = summary["messages"][0]
     assert first["duplicate"] is False
     assert first["routing_status"] == "delivered" and first["landlord_id"] == ALICE  # Tom is Alice's tenant
-    row = db.execute("select type, raw, landlord_id::text, conversation_id from public.whatsapp_messages where wamid = %s",
+    row = db.execute("select m.type, d.raw, m.landlord_id::text, m.conversation_id from public.whatsapp_messages m "
+                     "join private.whatsapp_message_details d on d.message_id = m.id where m.wamid = %s",
                      [wamid]).fetchone()
     assert row["type"] == MESSAGE_TYPES[name]
     assert row["raw"] == payload["entry"][0]["changes"][0]["value"]["messages"][0]  # nothing Meta sent is lost

@@ -8,6 +8,17 @@
 --   tests.authenticate_as_service_role()     role service_role
 --   tests.clear_authentication()             role anon, anon JWT claims
 --   tests.error_of(sql)                      'SQLSTATE: message (hint: ...)' or 'no error'
+--   tests.refusal_of(sql)                    'SQLSTATE keyword' (the detail keyword) or 'no error'
+-- Builders and lookups shared by every file (defined here only):
+--   tests.unix_ts(seconds_ago) / tests.at(seconds_ago)    Meta's Unix-seconds timestamps
+--   tests.text_message(wamid, from, body, seconds_ago, reply_to)   a Cloud API messages[] element
+--   tests.route_as_webhook(message, contact, metadata)    route_inbound_message as the service role
+--   tests.route_text(wamid, from, body, seconds_ago, reply_to)     both of the above at once
+--   tests.outbound(identifier, phone, wamid, seconds_ago, status)  a landlord's sent message
+--   tests.message_id(wamid or body) / tests.message(wamid or body) / tests.conversation_id(identifier, phone)
+--   tests.conversation(identifier, phone) / tests.routing_metadata(message id) / tests.raw(message id)
+--   tests.held_count() / tests.system_replies(phone, reason) / tests.system_reply_id(phone)
+--   tests.affected(sql)                      rows a statement touched
 -- All switches are transaction-local (set_config(..., true)), like PostgREST's.
 begin;
 
@@ -114,6 +125,150 @@ exception when others then
   get stacked diagnostics st = returned_sqlstate, msg = message_text, hnt = pg_exception_hint;
   return st || ': ' || msg || ' (hint: ' || coalesce(hnt, '') || ')';
 end
+$$;
+
+-- 'SQLSTATE keyword' of a refusal (the stable keyword our functions put in detail), or 'no error':
+-- what clients match on, never the message text.
+create or replace function tests.refusal_of(sql text)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  st text;
+  dtl text;
+begin
+  execute sql;
+  return 'no error';
+exception when others then
+  get stacked diagnostics st = returned_sqlstate, dtl = pg_exception_detail;
+  return st || ' ' || coalesce(nullif(dtl, ''), '-');
+end
+$$;
+
+-- Rows a statement touched (0 when RLS hides them).
+create or replace function tests.affected(sql text)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  n integer;
+begin
+  execute sql;
+  get diagnostics n = row_count;
+  return n;
+end
+$$;
+
+-- Cloud API builders ---------------------------------------------------------------------------
+-- Unix seconds `seconds_ago` before the transaction's now(), as Meta writes timestamps.
+create or replace function tests.unix_ts(seconds_ago int default 0)
+returns text language sql stable set search_path = '' as $$
+  select (extract(epoch from now())::bigint - seconds_ago)::text
+$$;
+create or replace function tests.at(seconds_ago int default 0)
+returns timestamptz language sql stable set search_path = '' as $$
+  select to_timestamp(tests.unix_ts(seconds_ago)::bigint)
+$$;
+
+-- One element of a webhook's value.messages[]: a text from `sender`, optionally a reply.
+create or replace function tests.text_message(wamid text, sender text, body text default 'hello',
+                                              seconds_ago int default 0, reply_to text default null)
+returns jsonb language sql stable set search_path = '' as $$
+  select jsonb_build_object('from', sender, 'id', wamid, 'timestamp', tests.unix_ts(seconds_ago), 'type', 'text',
+                            'text', jsonb_build_object('body', body))
+         || case when reply_to is null then '{}'::jsonb
+                 else jsonb_build_object('context', jsonb_build_object('from', '15550001111', 'id', reply_to)) end
+$$;
+
+-- Route one message as the webhook does (service role), then back to the caller's role.
+create or replace function tests.route_as_webhook(message jsonb, contact jsonb default null, metadata jsonb default null)
+returns jsonb language plpgsql set search_path = '' as $$
+declare
+  before_role text := current_setting('role');
+  before_claims text := current_setting('request.jwt.claims', true);
+  r jsonb;
+begin
+  perform tests.authenticate_as_service_role();
+  r := public.route_inbound_message(message, contact, metadata);
+  perform set_config('request.jwt.claims', coalesce(before_claims, ''), true);
+  perform set_config('role', before_role, true);
+  return r;
+end
+$$;
+
+create or replace function tests.route_text(wamid text, sender text, body text default 'hello',
+                                            seconds_ago int default 0, reply_to text default null)
+returns jsonb language sql set search_path = '' as $$
+  select tests.route_as_webhook(tests.text_message(wamid, sender, body, seconds_ago, reply_to))
+$$;
+
+-- A landlord's outbound text to a phone as the sender leaves it (in their conversation, created if needed).
+create or replace function tests.outbound(identifier text, phone text, wamid text, seconds_ago int default 0,
+                                          status text default 'sent')
+returns uuid language plpgsql security definer set search_path = '' as $$
+declare
+  landlord uuid := tests.get_supabase_uid(identifier);
+  conv uuid;
+  id uuid;
+begin
+  insert into public.whatsapp_conversations as c (landlord_id, tenant_phone) values (landlord, phone)
+    on conflict on constraint whatsapp_conversations_landlord_phone_key do update set landlord_id = c.landlord_id
+    returning c.id into conv;
+  insert into public.whatsapp_messages (wamid, direction, is_from_tenant, type, body, status, routing_status, outbound_kind,
+                                        landlord_id, conversation_id, tenant_phone, to_phone, landlord_signature, sent_at)
+  values (wamid, 'outgoing', false, 'text', 'A message from your landlord', status, 'outbound', 'text',
+          landlord, conv, phone, phone, 'From ' || identifier || ' via ZenRent:', now() - make_interval(secs => seconds_ago))
+  returning whatsapp_messages.id into id;
+  return id;
+end
+$$;
+
+-- Lookups, usable from every actor's block (security definer: test bookkeeping only) ------------
+create or replace function tests.message_id(wamid_or_body text)
+returns uuid language sql stable security definer set search_path = '' as $$
+  select m.id from public.whatsapp_messages m where m.wamid = wamid_or_body or m.body = wamid_or_body
+  order by m.wamid = wamid_or_body desc, m.created_at limit 1
+$$;
+create or replace function tests.message(wamid_or_body text)
+returns public.whatsapp_messages language sql stable security definer set search_path = '' as $$
+  select m from public.whatsapp_messages m where m.id = tests.message_id(wamid_or_body)
+$$;
+create or replace function tests.conversation(identifier text, phone text)
+returns public.whatsapp_conversations language sql stable security definer set search_path = '' as $$
+  select c from public.whatsapp_conversations c
+  where c.landlord_id = tests.get_supabase_uid(identifier) and c.tenant_phone = phone
+$$;
+create or replace function tests.conversation_id(identifier text, phone text)
+returns uuid language sql stable security definer set search_path = '' as $$
+  select (tests.conversation(identifier, phone)).id
+$$;
+create or replace function tests.routing_metadata(message_id uuid)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select d.routing_metadata from private.whatsapp_message_details d where d.message_id = routing_metadata.message_id
+$$;
+create or replace function tests.raw(message_id uuid)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select d.raw from private.whatsapp_message_details d where d.message_id = raw.message_id
+$$;
+-- The true number of held messages, to compare with what support is told.
+create or replace function tests.held_count()
+returns integer language sql stable security definer set search_path = '' as $$
+  select count(*)::int from public.whatsapp_messages m where m.is_held
+$$;
+-- ZenRent's own replies (courtesy, clarification, consent acknowledgements) to a phone.
+create or replace function tests.system_replies(phone text, reason text)
+returns integer language sql stable security definer set search_path = '' as $$
+  select count(*)::int from public.whatsapp_messages m
+  where m.tenant_phone = phone and m.direction = 'outgoing' and m.routing_status = 'system'
+    and tests.routing_metadata(m.id) ->> 'reason' = reason
+$$;
+create or replace function tests.system_reply_id(phone text)
+returns uuid language sql stable security definer set search_path = '' as $$
+  select m.id from public.whatsapp_messages m
+  where m.tenant_phone = phone and m.direction = 'outgoing' and m.routing_status = 'system'
+  order by m.created_at limit 1
 $$;
 
 -- Executing the helpers needs nothing special; what they switch to is what is tested. Test

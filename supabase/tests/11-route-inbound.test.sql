@@ -68,25 +68,11 @@ select public.configure_whatsapp('{"phone_number_id": "109990000000011", "displa
 create table tests.routed (key text primary key, result jsonb not null);
 grant all on tests.routed to service_role;
 
--- Unix seconds `seconds_ago` before the transaction's now(), as Meta writes timestamps.
-create function tests.ts(seconds_ago int default 0) returns text language sql stable set search_path = '' as $$
-  select (extract(epoch from now())::bigint - seconds_ago)::text
-$$;
-create function tests.at(seconds_ago int default 0) returns timestamptz language sql stable set search_path = '' as $$
-  select to_timestamp(tests.ts(seconds_ago)::bigint)
-$$;
-create function tests.text_msg(wamid text, sender text, body text, seconds_ago int default 0, context text default null)
-returns jsonb language sql stable set search_path = '' as $$
-  select jsonb_build_object('from', sender, 'id', wamid, 'timestamp', tests.ts(seconds_ago), 'type', 'text',
-                            'text', jsonb_build_object('body', body))
-         || case when context is null then '{}'::jsonb
-                 else jsonb_build_object('context', jsonb_build_object('from', '15550001111', 'id', context)) end
-$$;
--- Route as the caller (service_role in the blocks below) and remember the result under a key.
+-- Route as the webhook does and remember the result under a key (the builders are in 00-).
 create function tests.route(key text, message jsonb, contact jsonb default null) returns jsonb
 language plpgsql set search_path = '' as $$
 declare
-  r jsonb := public.route_inbound_message(message, contact,
+  r jsonb := tests.route_as_webhook(message, contact,
                '{"display_phone_number": "15550001111", "phone_number_id": "109990000000011"}');
 begin
   insert into tests.routed values (key, r) on conflict on constraint routed_pkey do update set result = excluded.result;
@@ -96,41 +82,14 @@ $$;
 create function tests.r(key text) returns jsonb language sql stable set search_path = '' as $$
   select x.result from tests.routed x where x.key = r.key
 $$;
-create function tests.msg(key text) returns public.whatsapp_messages language sql stable set search_path = '' as $$
+create function tests.routed_message(key text) returns public.whatsapp_messages language sql stable set search_path = '' as $$
   select m from public.whatsapp_messages m where m.id = (tests.r(key) ->> 'message_id')::uuid
-$$;
-create function tests.conv(landlord text, phone text) returns public.whatsapp_conversations language sql stable set search_path = '' as $$
-  select c from public.whatsapp_conversations c where c.landlord_id = tests.get_supabase_uid(landlord) and c.tenant_phone = phone
-$$;
--- A landlord's outbound message to a phone (what the sender will write), seconds_ago old.
-create function tests.outbound(landlord text, phone text, wamid text, seconds_ago int) returns uuid
-language plpgsql set search_path = '' as $$
-declare
-  conv uuid;
-  id uuid;
-begin
-  insert into public.whatsapp_conversations (landlord_id, tenant_phone) values (tests.get_supabase_uid(landlord), phone)
-    on conflict (landlord_id, tenant_phone) do nothing;
-  conv := (tests.conv(landlord, phone)).id;
-  insert into public.whatsapp_messages (wamid, direction, is_from_tenant, type, body, status, routing_status, outbound_kind,
-                                        landlord_id, conversation_id, tenant_phone, to_phone, landlord_signature, sent_at)
-  values (wamid, 'outgoing', false, 'text', 'A message from your landlord', 'sent', 'outbound', 'text',
-          tests.get_supabase_uid(landlord), conv, phone, phone, 'From ' || landlord || ' via ZenRent:',
-          now() - make_interval(secs => seconds_ago))
-  returning whatsapp_messages.id into id;
-  return id;
-end
-$$;
-create function tests.system_replies(phone text, reason text) returns int language sql stable set search_path = '' as $$
-  select count(*)::int from public.whatsapp_messages m
-  where m.tenant_phone = phone and m.direction = 'outgoing' and m.routing_status = 'system'
-    and m.routing_metadata ->> 'reason' = reason
 $$;
 grant execute on all functions in schema tests to service_role;
 
 -- delivered: one landlord, two properties ---------------------------------------------------
 select tests.authenticate_as_service_role();
-select tests.route('p1_first', tests.text_msg('wamid.RI_P1_1', '447400200001', 'Hello from P1', 600),
+select tests.route('p1_first', tests.text_message('wamid.RI_P1_1', '447400200001', 'Hello from P1', 600),
                    '{"profile": {"name": "Pat"}, "wa_id": "447400200001"}');
 select results_eq(
   $$ select r ->> 'routing_status', (r ->> 'landlord_id')::uuid, (r ->> 'tenant_id')::uuid, (r ->> 'duplicate')::boolean,
@@ -142,67 +101,67 @@ select results_eq(
 select results_eq(
   $$ select m.direction, m.is_from_tenant, m.type, m.body, m.from_phone, m.tenant_phone, m.to_phone, m.contact_name,
             m.status, m.sent_at, m.property_id, m.conversation_id
-     from tests.msg('p1_first') m $$,
+     from tests.routed_message('p1_first') m $$,
   $$ values ('incoming', true, 'text', 'Hello from P1', '447400200001', '447400200001', '15550001111', 'Pat',
              'received', tests.at(600), 'a0000000-0011-4000-8000-000000000002'::uuid, (tests.r('p1_first') ->> 'conversation_id')::uuid) $$,
   'the message is stored with sender, contact name, time, and the most recent lease''s property');
 select results_eq(
-  $$ select m.routing_metadata ->> 'rule', jsonb_array_length(m.routing_metadata -> 'candidates'),
-            m.routing_metadata -> 'candidates' -> 0 ->> 'landlord_id', m.routing_metadata ->> 'phone_number_id'
-     from tests.msg('p1_first') m $$,
+  $$ select tests.routing_metadata(m.id) ->> 'rule', jsonb_array_length(tests.routing_metadata(m.id) -> 'candidates'),
+            tests.routing_metadata(m.id) -> 'candidates' -> 0 ->> 'landlord_id', tests.routing_metadata(m.id) ->> 'phone_number_id'
+     from tests.routed_message('p1_first') m $$,
   $$ values ('single_candidate', 1, tests.get_supabase_uid('ri_alice')::text, '109990000000011') $$,
   'routing_metadata records the rule and the one candidate (two leases of one landlord are one candidate)');
 select results_eq(
   $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview, c.status, c.tenant_id
-     from tests.conv('ri_alice', '447400200001') c $$,
+     from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values (1, tests.at(600), tests.at(600), 'Hello from P1', 'active', 'b0000000-0011-4000-8000-000000000001'::uuid) $$,
   'the conversation is created with unread 1, last_message_at, last_inbound_at and preview');
 
-select tests.route('p1_second', tests.text_msg('wamid.RI_P1_2', '447400200001', 'Second', 300));
+select tests.route('p1_second', tests.text_message('wamid.RI_P1_2', '447400200001', 'Second', 300));
 select is(tests.r('p1_second') ->> 'conversation_id', tests.r('p1_first') ->> 'conversation_id',
   'a second message from the same phone lands in the same conversation');
 select is((select count(*)::int from public.whatsapp_conversations c
            where c.landlord_id = tests.get_supabase_uid('ri_alice') and c.tenant_phone = '447400200001'), 1,
   'several properties of one landlord are one conversation');
 select results_eq(
-  $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview from tests.conv('ri_alice', '447400200001') c $$,
+  $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values (2, tests.at(300), tests.at(300), 'Second') $$,
   'a newer message bumps unread_count, last_message_at, last_inbound_at and the preview');
 
 -- A late-arriving older message counts as unread but does not move the clock or the preview.
-select tests.route('p1_old', tests.text_msg('wamid.RI_P1_0', '447400200001', 'Sent earlier, arrived late', 900));
+select tests.route('p1_old', tests.text_message('wamid.RI_P1_0', '447400200001', 'Sent earlier, arrived late', 900));
 select results_eq(
-  $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview from tests.conv('ri_alice', '447400200001') c $$,
+  $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values (3, tests.at(300), tests.at(300), 'Second') $$,
   'an older message arriving late is unread but does not move last_message_at, last_inbound_at or the preview');
 
 -- Reactions are attached to their target and not counted unread.
-select tests.route('p1_reaction', jsonb_build_object('from', '447400200001', 'id', 'wamid.RI_P1_R', 'timestamp', tests.ts(200),
+select tests.route('p1_reaction', jsonb_build_object('from', '447400200001', 'id', 'wamid.RI_P1_R', 'timestamp', tests.unix_ts(200),
   'type', 'reaction', 'reaction', jsonb_build_object('message_id', 'wamid.RI_P1_1', 'emoji', '👍')));
 select results_eq(
-  $$ select m.type, m.body, m.reply_to_wamid, m.reply_to_message_id, m.routing_status from tests.msg('p1_reaction') m $$,
+  $$ select m.type, m.body, m.reply_to_wamid, m.reply_to_message_id, m.routing_status from tests.routed_message('p1_reaction') m $$,
   $$ values ('reaction', '👍', 'wamid.RI_P1_1', (tests.r('p1_first') ->> 'message_id')::uuid, 'delivered') $$,
   'a reaction is stored with its emoji and attached to the message it reacts to');
 select results_eq(
-  $$ select c.unread_count, c.last_message_preview from tests.conv('ri_alice', '447400200001') c $$,
+  $$ select c.unread_count, c.last_message_preview from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values (3, 'Second') $$,
   'a reaction is not counted unread and does not replace the preview');
 
 -- Media preview, long text, archived conversation reopening.
-select tests.route('p1_image', jsonb_build_object('from', '447400200001', 'id', 'wamid.RI_P1_I', 'timestamp', tests.ts(100),
+select tests.route('p1_image', jsonb_build_object('from', '447400200001', 'id', 'wamid.RI_P1_I', 'timestamp', tests.unix_ts(100),
   'type', 'image', 'image', jsonb_build_object('id', 'MEDIA1', 'mime_type', 'image/jpeg')));
-select is((tests.conv('ri_alice', '447400200001')).last_message_preview, '[image]', 'a media message without caption previews as [type]');
+select is((tests.conversation('ri_alice', '447400200001')).last_message_preview, '[image]', 'a media message without caption previews as [type]');
 update public.whatsapp_conversations set status = 'archived'
   where id = (tests.r('p1_first') ->> 'conversation_id')::uuid;
-select tests.route('p1_long', tests.text_msg('wamid.RI_P1_L', '447400200001', repeat('x', 300), 50));
+select tests.route('p1_long', tests.text_message('wamid.RI_P1_L', '447400200001', repeat('x', 300), 50));
 select results_eq(
-  $$ select c.status, c.unread_count, length(c.last_message_preview), c.last_message_at from tests.conv('ri_alice', '447400200001') c $$,
+  $$ select c.status, c.unread_count, length(c.last_message_preview), c.last_message_at from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values ('active', 5, 160, tests.at(50)) $$,
   'an archived conversation reopens on a new tenant message; the preview is cut to 160 characters');
 
 -- Idempotency -------------------------------------------------------------------------------
 select set_config('tests.messages_before', (select count(*) from public.whatsapp_messages)::text, true);
-select tests.route('p1_first_again', tests.text_msg('wamid.RI_P1_1', '447400200001', 'Redelivered with other content', 10));
+select tests.route('p1_first_again', tests.text_message('wamid.RI_P1_1', '447400200001', 'Redelivered with other content', 10));
 select results_eq(
   $$ select (r ->> 'duplicate')::boolean, r ->> 'message_id', r ->> 'conversation_id', r ->> 'routing_status', r ->> 'landlord_id'
      from tests.r('p1_first_again') r $$,
@@ -212,16 +171,16 @@ select results_eq(
 select is((select count(*) from public.whatsapp_messages)::text, current_setting('tests.messages_before'),
   'a redelivery writes no message');
 select results_eq(
-  $$ select c.unread_count, c.last_message_at, (tests.msg('p1_first')).body from tests.conv('ri_alice', '447400200001') c $$,
+  $$ select c.unread_count, c.last_message_at, (tests.routed_message('p1_first')).body from tests.conversation('ri_alice', '447400200001') c $$,
   $$ values (5, tests.at(50), 'Hello from P1') $$,
   'a redelivery changes neither the counters nor the stored message');
 
 -- landlord_disabled --------------------------------------------------------------------------
-select tests.route('p3', tests.text_msg('wamid.RI_P3_1', '447400200003', 'Hello Dora'));
+select tests.route('p3', tests.text_message('wamid.RI_P3_1', '447400200003', 'Hello Dora'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, m.routing_metadata ->> 'rule',
-            m.routing_metadata -> 'candidates' -> 0 ->> 'landlord_id', (m.routing_metadata -> 'candidates' -> 0 ->> 'enabled')::boolean
-     from tests.msg('p3') m $$,
+  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule',
+            tests.routing_metadata(m.id) -> 'candidates' -> 0 ->> 'landlord_id', (tests.routing_metadata(m.id) -> 'candidates' -> 0 ->> 'enabled')::boolean
+     from tests.routed_message('p3') m $$,
   $$ values ('landlord_disabled', null::uuid, null::uuid, null::uuid, 'single_candidate:landlord_not_opted_in',
              tests.get_supabase_uid('ri_dora')::text, false) $$,
   'a landlord not opted in: held as landlord_disabled, no landlord on the row, the candidate recorded');
@@ -229,27 +188,27 @@ select is_empty($$ select 1 from public.whatsapp_conversations c where c.landlor
   'no conversation is opened for a landlord not opted in');
 
 -- blocked -------------------------------------------------------------------------------------
-select tests.route('p4', tests.text_msg('wamid.RI_P4_1', '447400200004', 'Let me in'));
+select tests.route('p4', tests.text_message('wamid.RI_P4_1', '447400200004', 'Let me in'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.conversation_id, m.routing_metadata ->> 'rule',
-            m.routing_metadata -> 'candidates' -> 0 ->> 'conversation_status'
-     from tests.msg('p4') m $$,
+  $$ select m.routing_status, m.landlord_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule',
+            tests.routing_metadata(m.id) -> 'candidates' -> 0 ->> 'conversation_status'
+     from tests.routed_message('p4') m $$,
   $$ values ('blocked', null::uuid, null::uuid, 'blocked_by_every_candidate', 'blocked') $$,
   'a phone blocked by its only landlord: held as blocked, the decision recorded');
-select results_eq($$ select c.status, c.unread_count, c.last_message_at from tests.conv('ri_alice', '447400200004') c $$,
+select results_eq($$ select c.status, c.unread_count, c.last_message_at from tests.conversation('ri_alice', '447400200004') c $$,
   $$ values ('blocked', 0, null::timestamptz) $$, 'the blocked conversation is not touched');
-select tests.route('p10', tests.text_msg('wamid.RI_P10_1', '447400200010', 'For Alice'));
+select tests.route('p10', tests.text_message('wamid.RI_P10_1', '447400200010', 'For Alice'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule', jsonb_array_length(m.routing_metadata -> 'candidates')
-     from tests.msg('p10') m $$,
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', jsonb_array_length(tests.routing_metadata(m.id) -> 'candidates')
+     from tests.routed_message('p10') m $$,
   $$ values ('ambiguous', null::uuid, 'several_landlords', 2) $$,
   'a landlord blocking a shared phone hands nothing to the other candidate: held as ambiguous, both recorded');
 
 -- unknown_sender and the courtesy reply --------------------------------------------------------
-select tests.route('p5_1', tests.text_msg('wamid.RI_P5_1', '447400200005', 'Who is this?'));
+select tests.route('p5_1', tests.text_message('wamid.RI_P5_1', '447400200005', 'Who is this?'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.conversation_id, m.routing_metadata ->> 'rule', m.routing_metadata -> 'candidates'
-     from tests.msg('p5_1') m $$,
+  $$ select m.routing_status, m.landlord_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule', tests.routing_metadata(m.id) -> 'candidates'
+     from tests.routed_message('p5_1') m $$,
   $$ values ('unknown_sender', null::uuid, null::uuid, 'no_active_lease_for_phone', '[]'::jsonb) $$,
   'no active lease for the phone: stored as unknown_sender, no candidates');
 select results_eq(
@@ -258,34 +217,34 @@ select results_eq(
   $$ values ('Hello! This is ZenRent. We could not match this number to a tenancy, so your message has not been passed on. Please ask your landlord to add this number to your tenant profile.',
              'queued', '447400200005', null::uuid, null::text) $$,
   'a courtesy reply is queued from ZenRent itself (no landlord, no signature)');
-select tests.route('p5_2', tests.text_msg('wamid.RI_P5_2', '447400200005', 'Hello??'));
+select tests.route('p5_2', tests.text_message('wamid.RI_P5_2', '447400200005', 'Hello??'));
 select is(tests.system_replies('447400200005', 'courtesy'), 1, 'the courtesy reply goes out at most once a day');
-select tests.route('p5_dup', tests.text_msg('wamid.RI_P5_1', '447400200005', 'Who is this?'));
+select tests.route('p5_dup', tests.text_message('wamid.RI_P5_1', '447400200005', 'Who is this?'));
 reset role;
 update private.phone_preferences set last_courtesy_reply_at = now() - interval '25 hours' where phone = '447400200005';
 select public.configure_whatsapp('{"courtesy_reply_text": "ZenRent: number not recognised."}');
 select tests.authenticate_as_service_role();
-select tests.route('p5_dup2', tests.text_msg('wamid.RI_P5_1', '447400200005', 'Who is this?'));
+select tests.route('p5_dup2', tests.text_message('wamid.RI_P5_1', '447400200005', 'Who is this?'));
 select is(tests.system_replies('447400200005', 'courtesy'), 1, 'a redelivered message queues no courtesy reply, even a day later');
-select tests.route('p5_3', tests.text_msg('wamid.RI_P5_3', '447400200005', 'A day later'));
+select tests.route('p5_3', tests.text_message('wamid.RI_P5_3', '447400200005', 'A day later'));
 select results_eq(
   $$ select count(*)::int, count(*) filter (where m.body = 'ZenRent: number not recognised.')::int
-     from public.whatsapp_messages m where m.tenant_phone = '447400200005' and m.routing_metadata ->> 'reason' = 'courtesy' $$,
+     from public.whatsapp_messages m where m.tenant_phone = '447400200005' and tests.routing_metadata(m.id) ->> 'reason' = 'courtesy' $$,
   $$ values (2, 1) $$,
   'a day later a new courtesy reply is queued, with the configured text');
 
 -- ambiguous: a phone with two landlords ---------------------------------------------------------
-select tests.route('p2_1', tests.text_msg('wamid.RI_P2_1', '447400200002', 'Hi, who gets this?', 500));
+select tests.route('p2_1', tests.text_message('wamid.RI_P2_1', '447400200002', 'Hi, who gets this?', 500));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, m.routing_metadata ->> 'rule',
-            (select array_agg(e ->> 'landlord_id' order by e ->> 'landlord_id') from jsonb_array_elements(m.routing_metadata -> 'candidates') e)
-     from tests.msg('p2_1') m $$,
+  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule',
+            (select array_agg(e ->> 'landlord_id' order by e ->> 'landlord_id') from jsonb_array_elements(tests.routing_metadata(m.id) -> 'candidates') e)
+     from tests.routed_message('p2_1') m $$,
   $$ values ('ambiguous', null::uuid, null::uuid, null::uuid, 'several_landlords',
              (select array_agg(u::text order by u::text) from unnest(array[tests.get_supabase_uid('ri_alice'), tests.get_supabase_uid('ri_bob')]) u)) $$,
   'two landlords, no reply context, no recent outbound: held as ambiguous with both candidates recorded');
 select is(tests.system_replies('447400200002', 'clarification'), 1, 'a clarification reply is queued to the tenant');
-select tests.route('p2_2', tests.text_msg('wamid.RI_P2_2', '447400200002', 'Hello?', 450));
-select results_eq($$ select (tests.msg('p2_2')).routing_status, tests.system_replies('447400200002', 'clarification') $$,
+select tests.route('p2_2', tests.text_message('wamid.RI_P2_2', '447400200002', 'Hello?', 450));
+select results_eq($$ select (tests.routed_message('p2_2')).routing_status, tests.system_replies('447400200002', 'clarification') $$,
   $$ values ('ambiguous', 1) $$, 'the next ambiguous message queues no second clarification that day');
 select is_empty($$ select 1 from public.whatsapp_conversations c where c.tenant_phone = '447400200002' $$,
   'an ambiguous message opens no conversation for anyone');
@@ -294,61 +253,61 @@ select is_empty($$ select 1 from public.whatsapp_conversations c where c.tenant_
 reset role;
 select tests.outbound('ri_alice', '447400200002', 'wamid.RI_OUT_A2', 7200);
 select tests.authenticate_as_service_role();
-select tests.route('p2_3', tests.text_msg('wamid.RI_P2_3', '447400200002', 'Still me'));
-select results_eq($$ select m.routing_status, m.routing_metadata ->> 'rule' from tests.msg('p2_3') m $$,
+select tests.route('p2_3', tests.text_message('wamid.RI_P2_3', '447400200002', 'Still me'));
+select results_eq($$ select m.routing_status, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_3') m $$,
   $$ values ('ambiguous', 'several_landlords') $$,
   'an outbound message alone (no prior inbound in that conversation) does not pick the landlord');
 
 -- Replying to a landlord's message picks that landlord.
-select tests.route('p2_4', tests.text_msg('wamid.RI_P2_4', '447400200002', 'Yes, Tuesday is fine', 0, 'wamid.RI_OUT_A2'));
+select tests.route('p2_4', tests.text_message('wamid.RI_P2_4', '447400200002', 'Yes, Tuesday is fine', 0, 'wamid.RI_OUT_A2'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, m.routing_metadata ->> 'rule', m.reply_to_wamid,
+  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule', m.reply_to_wamid,
             m.reply_to_message_id
-     from tests.msg('p2_4') m $$,
+     from tests.routed_message('p2_4') m $$,
   $$ values ('delivered', tests.get_supabase_uid('ri_alice'), 'b0000000-0011-4000-8000-000000000002'::uuid,
-             (tests.conv('ri_alice', '447400200002')).id, 'reply_context', 'wamid.RI_OUT_A2',
+             (tests.conversation('ri_alice', '447400200002')).id, 'reply_context', 'wamid.RI_OUT_A2',
              (select m.id from public.whatsapp_messages m where m.wamid = 'wamid.RI_OUT_A2')) $$,
   'a reply (context.id) to Alice''s outbound message goes to Alice''s conversation');
 
 -- Now Alice's conversation has an inbound and an outbound within 24 h: she is the one.
-select tests.route('p2_5', tests.text_msg('wamid.RI_P2_5', '447400200002', 'One more thing'));
-select results_eq($$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule' from tests.msg('p2_5') m $$,
+select tests.route('p2_5', tests.text_message('wamid.RI_P2_5', '447400200002', 'One more thing'));
+select results_eq($$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_5') m $$,
   $$ values ('delivered', tests.get_supabase_uid('ri_alice'), 'recent_outbound_in_established_conversation') $$,
   'exactly one landlord with an outbound in the last 24 h in a conversation with prior inbound: that landlord');
 
 reset role;
 select tests.outbound('ri_bob', '447400200002', 'wamid.RI_OUT_B2', 3600);
 select tests.authenticate_as_service_role();
-select tests.route('p2_6', tests.text_msg('wamid.RI_P2_6', '447400200002', 'And another'));
-select results_eq($$ select m.landlord_id, m.routing_metadata ->> 'rule' from tests.msg('p2_6') m $$,
+select tests.route('p2_6', tests.text_message('wamid.RI_P2_6', '447400200002', 'And another'));
+select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_6') m $$,
   $$ values (tests.get_supabase_uid('ri_alice'), 'recent_outbound_in_established_conversation') $$,
   'Bob''s outbound in a conversation the tenant never answered does not compete');
-select tests.route('p2_7', tests.text_msg('wamid.RI_P2_7', '447400200002', 'Bob: parking is fine', 0, 'wamid.RI_OUT_B2'));
-select results_eq($$ select m.landlord_id, m.conversation_id, m.routing_metadata ->> 'rule' from tests.msg('p2_7') m $$,
-  $$ values (tests.get_supabase_uid('ri_bob'), (tests.conv('ri_bob', '447400200002')).id, 'reply_context') $$,
+select tests.route('p2_7', tests.text_message('wamid.RI_P2_7', '447400200002', 'Bob: parking is fine', 0, 'wamid.RI_OUT_B2'));
+select results_eq($$ select m.landlord_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_7') m $$,
+  $$ values (tests.get_supabase_uid('ri_bob'), (tests.conversation('ri_bob', '447400200002')).id, 'reply_context') $$,
   'a reply to Bob''s message goes to Bob, even though Alice wrote more recently');
-select tests.route('p2_8', tests.text_msg('wamid.RI_P2_8', '447400200002', 'Which of you is this?'));
+select tests.route('p2_8', tests.text_message('wamid.RI_P2_8', '447400200002', 'Which of you is this?'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule', tests.system_replies('447400200002', 'clarification')
-     from tests.msg('p2_8') m $$,
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', tests.system_replies('447400200002', 'clarification')
+     from tests.routed_message('p2_8') m $$,
   $$ values ('ambiguous', null::uuid, 'several_landlords', 1) $$,
   'two landlords with recent outbound in established conversations: ambiguous again, still one clarification a day');
 reset role;
 update public.whatsapp_messages set sent_at = now() - interval '25 hours' where wamid = 'wamid.RI_OUT_A2';
 -- Alice's only outbound to P2 is now outside the 24 h window; Bob's is inside.
 select tests.authenticate_as_service_role();
-select tests.route('p2_9', tests.text_msg('wamid.RI_P2_9', '447400200002', 'Only Bob wrote today'));
-select results_eq($$ select m.landlord_id, m.routing_metadata ->> 'rule' from tests.msg('p2_9') m $$,
+select tests.route('p2_9', tests.text_message('wamid.RI_P2_9', '447400200002', 'Only Bob wrote today'));
+select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_9') m $$,
   $$ values (tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
   'outbound older than 24 h does not count');
 reset role;
 select tests.outbound('ri_alice', '447400200001', 'wamid.RI_OUT_A1', 60);
 select tests.authenticate_as_service_role();
-select tests.route('p2_10', tests.text_msg('wamid.RI_P2_10', '447400200002', 'Quoting a message to someone else', 0, 'wamid.RI_OUT_A1'));
-select results_eq($$ select m.landlord_id, m.routing_metadata ->> 'rule' from tests.msg('p2_10') m $$,
+select tests.route('p2_10', tests.text_message('wamid.RI_P2_10', '447400200002', 'Quoting a message to someone else', 0, 'wamid.RI_OUT_A1'));
+select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_10') m $$,
   $$ values (tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
   'a context.id of a message sent to another phone is not a reply context');
-select tests.route('p2_dup', tests.text_msg('wamid.RI_P2_1', '447400200002', 'Hi, who gets this?', 500));
+select tests.route('p2_dup', tests.text_message('wamid.RI_P2_1', '447400200002', 'Hi, who gets this?', 500));
 select results_eq($$ select r ->> 'routing_status', (r ->> 'duplicate')::boolean, r ->> 'message_id' from tests.r('p2_dup') r $$,
   $$ select 'ambiguous', true, tests.r('p2_1') ->> 'message_id' $$,
   'a redelivered ambiguous message stays what it was, though the rules would now pick Bob');
@@ -368,27 +327,27 @@ reset role;
 
 -- A hostile landlord who adds another landlord's tenant's phone ---------------------------------
 select tests.authenticate_as_service_role();
-select tests.route('p6_1', tests.text_msg('wamid.RI_P6_1', '447400200006', 'Bob, the tap is leaking'));
+select tests.route('p6_1', tests.text_message('wamid.RI_P6_1', '447400200006', 'Bob, the tap is leaking'));
 select results_eq(
   $$ select m.routing_status, m.landlord_id, (select array_agg(e ->> 'landlord_name' order by e ->> 'landlord_name')
-                                               from jsonb_array_elements(m.routing_metadata -> 'candidates') e)
-     from tests.msg('p6_1') m $$,
+                                               from jsonb_array_elements(tests.routing_metadata(m.id) -> 'candidates') e)
+     from tests.routed_message('p6_1') m $$,
   $$ values ('ambiguous', null::uuid, array['Bob RI', 'Hank RI']) $$,
   'once Hank adds Bob''s tenant''s phone, messages are held as ambiguous, never delivered to Hank');
 reset role;
 select tests.outbound('ri_hank', '447400200006', 'wamid.RI_OUT_H6', 600);
 select tests.authenticate_as_service_role();
-select tests.route('p6_2', tests.text_msg('wamid.RI_P6_2', '447400200006', 'Still leaking'));
-select results_eq($$ select m.routing_status, m.landlord_id from tests.msg('p6_2') m $$,
+select tests.route('p6_2', tests.text_message('wamid.RI_P6_2', '447400200006', 'Still leaking'));
+select results_eq($$ select m.routing_status, m.landlord_id from tests.routed_message('p6_2') m $$,
   $$ values ('ambiguous', null::uuid) $$,
   'Hank writing to the phone first does not capture the tenant''s next message');
 reset role;
 select tests.outbound('ri_bob', '447400200006', 'wamid.RI_OUT_B6', 300);
 select tests.authenticate_as_service_role();
-select tests.route('p6_3', tests.text_msg('wamid.RI_P6_3', '447400200006', 'Thanks Bob', 0, 'wamid.RI_OUT_B6'));
-select tests.route('p6_4', tests.text_msg('wamid.RI_P6_4', '447400200006', 'Plumber came'));
+select tests.route('p6_3', tests.text_message('wamid.RI_P6_3', '447400200006', 'Thanks Bob', 0, 'wamid.RI_OUT_B6'));
+select tests.route('p6_4', tests.text_message('wamid.RI_P6_4', '447400200006', 'Plumber came'));
 select results_eq(
-  $$ select k, (tests.msg(k)).landlord_id, (tests.msg(k)).routing_metadata ->> 'rule' from unnest(array['p6_3', 'p6_4']) k $$,
+  $$ select k, (tests.routed_message(k)).landlord_id, tests.routing_metadata((tests.routed_message(k)).id) ->> 'rule' from unnest(array['p6_3', 'p6_4']) k $$,
   $$ values ('p6_3', tests.get_supabase_uid('ri_bob'), 'reply_context'),
             ('p6_4', tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
   'the tenant replying to Bob re-establishes Bob; Hank''s unanswered outbound never competes');
@@ -403,53 +362,53 @@ reset role;
 
 -- STOP / START ----------------------------------------------------------------------------------
 select tests.authenticate_as_service_role();
-select tests.route('p7_stop', tests.text_msg('wamid.RI_P7_1', '447400200007', 'stop'));
+select tests.route('p7_stop', tests.text_message('wamid.RI_P7_1', '447400200007', 'stop'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'consent', tests.system_replies('447400200007', 'opt_out_ack')
-     from tests.msg('p7_stop') m $$,
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'consent', tests.system_replies('447400200007', 'opt_out_ack')
+     from tests.routed_message('p7_stop') m $$,
   $$ values ('delivered', tests.get_supabase_uid('ri_alice'), 'opted_out', 1) $$,
   'STOP (any case) records an opt-out, queues one acknowledgement, and the message is still filed');
 reset role;
 select results_eq($$ select p.opted_out, p.opted_out_at is not null, private.is_opted_out('447400200007') from private.phone_preferences p where p.phone = '447400200007' $$,
   $$ values (true, true, true) $$, 'the opt-out is recorded for the phone');
-select is((select m.body from public.whatsapp_messages m where m.tenant_phone = '447400200007' and m.routing_metadata ->> 'reason' = 'opt_out_ack'),
+select is((select m.body from public.whatsapp_messages m where m.tenant_phone = '447400200007' and tests.routing_metadata(m.id) ->> 'reason' = 'opt_out_ack'),
   (select s.opt_out_ack_text from private.whatsapp_settings s), 'the acknowledgement carries the configured text');
 select tests.authenticate_as_service_role();
-select tests.route('p7_stop2', tests.text_msg('wamid.RI_P7_2', '447400200007', '  STOP '));
-select tests.route('p7_unsub', tests.text_msg('wamid.RI_P7_3', '447400200007', 'UnSubscribe'));
+select tests.route('p7_stop2', tests.text_message('wamid.RI_P7_2', '447400200007', '  STOP '));
+select tests.route('p7_unsub', tests.text_message('wamid.RI_P7_3', '447400200007', 'UnSubscribe'));
 select results_eq(
-  $$ select (tests.msg('p7_unsub')).routing_metadata ->> 'consent', tests.system_replies('447400200007', 'opt_out_ack') $$,
+  $$ select tests.routing_metadata((tests.routed_message('p7_unsub')).id) ->> 'consent', tests.system_replies('447400200007', 'opt_out_ack') $$,
   $$ values ('opted_out', 1) $$, 'a repeated STOP or UNSUBSCRIBE is recorded but not acknowledged again');
-select tests.route('p7_other', tests.text_msg('wamid.RI_P7_4', '447400200007', 'please stop the noise'));
-select is((tests.msg('p7_other')).routing_metadata ->> 'consent', null, 'a text merely containing stop is no keyword');
+select tests.route('p7_other', tests.text_message('wamid.RI_P7_4', '447400200007', 'please stop the noise'));
+select is(tests.routing_metadata((tests.routed_message('p7_other')).id) ->> 'consent', null, 'a text merely containing stop is no keyword');
 reset role;
 select ok(private.is_opted_out('447400200007'), 'the phone is still opted out');
 select tests.authenticate_as_service_role();
-select tests.route('p7_start', tests.text_msg('wamid.RI_P7_5', '447400200007', 'Start'));
-select tests.route('p7_start2', tests.text_msg('wamid.RI_P7_6', '447400200007', 'START'));
+select tests.route('p7_start', tests.text_message('wamid.RI_P7_5', '447400200007', 'Start'));
+select tests.route('p7_start2', tests.text_message('wamid.RI_P7_6', '447400200007', 'START'));
 select results_eq(
-  $$ select (tests.msg('p7_start')).routing_metadata ->> 'consent', tests.system_replies('447400200007', 'opt_in_ack') $$,
+  $$ select tests.routing_metadata((tests.routed_message('p7_start')).id) ->> 'consent', tests.system_replies('447400200007', 'opt_in_ack') $$,
   $$ values ('opted_in', 1) $$, 'START opts back in, acknowledged once (a second START is not acknowledged)');
 reset role;
 select results_eq($$ select p.opted_out, p.opted_in_at is not null, private.is_opted_out('447400200007') from private.phone_preferences p where p.phone = '447400200007' $$,
   $$ values (false, true, false) $$, 'the opt-in is recorded');
 select tests.authenticate_as_service_role();
-select tests.route('p7_stop_dup', tests.text_msg('wamid.RI_P7_1', '447400200007', 'stop'));
+select tests.route('p7_stop_dup', tests.text_message('wamid.RI_P7_1', '447400200007', 'stop'));
 reset role;
 select results_eq(
   $$ select (tests.r('p7_stop_dup') ->> 'duplicate')::boolean, private.is_opted_out('447400200007'),
             tests.system_replies('447400200007', 'opt_out_ack') $$,
   $$ values (true, false, 1) $$, 'a redelivered old STOP does not opt the phone out again');
 select tests.authenticate_as_service_role();
-select tests.route('p7_stop3', tests.text_msg('wamid.RI_P7_7', '447400200007', 'STOP'));
+select tests.route('p7_stop3', tests.text_message('wamid.RI_P7_7', '447400200007', 'STOP'));
 select is(tests.system_replies('447400200007', 'opt_out_ack'), 2, 'a STOP after START is a new change and is acknowledged');
-select tests.route('p8_start', tests.text_msg('wamid.RI_P8_S', '447400200008', 'start'));
+select tests.route('p8_start', tests.text_message('wamid.RI_P8_S', '447400200008', 'start'));
 select is(tests.system_replies('447400200008', 'opt_in_ack'), 0, 'START from a phone that never opted out is not acknowledged');
 -- An unknown sender who opts out gets the acknowledgement but no courtesy reply, then or later.
-select tests.route('p9_stop', tests.text_msg('wamid.RI_P9_1', '447400200009', 'STOP'));
-select tests.route('p9_hello', tests.text_msg('wamid.RI_P9_2', '447400200009', 'hello'));
+select tests.route('p9_stop', tests.text_message('wamid.RI_P9_1', '447400200009', 'STOP'));
+select tests.route('p9_hello', tests.text_message('wamid.RI_P9_2', '447400200009', 'hello'));
 select results_eq(
-  $$ select (tests.msg('p9_hello')).routing_status, tests.system_replies('447400200009', 'opt_out_ack'),
+  $$ select (tests.routed_message('p9_hello')).routing_status, tests.system_replies('447400200009', 'opt_out_ack'),
             tests.system_replies('447400200009', 'courtesy') $$,
   $$ values ('unknown_sender', 1, 0) $$, 'an opted-out unknown sender gets no courtesy reply');
 reset role;
@@ -458,7 +417,7 @@ reset role;
 create table tests.samples (n int primary key, key text not null unique, message jsonb not null);
 grant select on tests.samples to service_role;
 insert into tests.samples (n, key, message)
-select n, k, jsonb_build_object('from', '447400200008', 'id', 'wamid.RI_TYPE_' || k, 'timestamp', tests.ts(1000 - n)) || m
+select n, k, jsonb_build_object('from', '447400200008', 'id', 'wamid.RI_TYPE_' || k, 'timestamp', tests.unix_ts(1000 - n)) || m
 from (values
   (1, 'text', '{"type": "text", "text": {"body": "Rent paid", "preview_url": false}}'::jsonb),
   (2, 'image', '{"type": "image", "image": {"caption": "The leak", "mime_type": "image/jpeg", "sha256": "aW1hZ2U=", "id": "1001"}}'),
@@ -488,7 +447,7 @@ reset role;
 
 select results_eq(
   $$ select s.key, m.type, m.body, m.media_id, m.media_mime_type, m.media_sha256, m.media_caption, m.media_filename,
-            m.reply_to_wamid, m.routing_status, m.raw = s.message
+            m.reply_to_wamid, m.routing_status, tests.raw(m.id) = s.message
      from tests.samples s join public.whatsapp_messages m on m.wamid = s.message ->> 'id' order by s.key $$,
   $$ values
      ('audio', 'audio', null, '1002', 'audio/ogg; codecs=opus', 'YXVkaW8=', null, null, null, 'delivered', true),
@@ -513,7 +472,7 @@ select results_eq(
   $$,
   'every message type is stored with its fields, and raw keeps the element exactly as Meta sent it');
 select results_eq(
-  $$ select s.key, m.routing_metadata ->> 'original_type' from tests.samples s
+  $$ select s.key, tests.routing_metadata(m.id) ->> 'original_type' from tests.samples s
      join public.whatsapp_messages m on m.wamid = s.message ->> 'id' where m.type = 'unsupported' order by s.key $$,
   $$ values ('hologram', 'hologram'), ('unknown', 'unknown'), ('unsupported', null) $$,
   'a type Meta adds later is stored as unsupported, its real type recorded');
@@ -521,7 +480,7 @@ select is((select m.reply_to_message_id from public.whatsapp_messages m where m.
   (select m.id from public.whatsapp_messages m where m.wamid = 'wamid.RI_TYPE_text'),
   'the reaction points at the message it reacts to');
 select results_eq(
-  $$ select c.unread_count, c.last_message_preview from tests.conv('ri_alice', '447400200008') c $$,
+  $$ select c.unread_count, c.last_message_preview from tests.conversation('ri_alice', '447400200008') c $$,
   $$ values (19, 'start'::text) $$,
   'every message but the reaction counts unread (18 samples + the START text)');
 
@@ -529,34 +488,22 @@ select results_eq(
 select set_config('tests.counts_before', (select format('%s/%s/%s', (select count(*) from public.whatsapp_messages),
   (select count(*) from public.whatsapp_conversations), (select count(*) from private.phone_preferences)))::text, true);
 select tests.authenticate_as_service_role();
-select throws_ok($$ select public.route_inbound_message(null) $$, '22023', 'message must be a JSON object', 'null is refused');
-select throws_ok($$ select public.route_inbound_message('"hello"') $$, '22023', 'message must be a JSON object', 'a JSON string is refused');
-select throws_ok($$ select public.route_inbound_message('[{"id": "wamid.RI_BAD_ARR"}]') $$, '22023', 'message must be a JSON object',
+select is(tests.refusal_of($$ select public.route_inbound_message(null) $$), '22023 invalid_value', 'null is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('"hello"') $$), '22023 invalid_value', 'a JSON string is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('[{"id": "wamid.RI_BAD_ARR"}]') $$), '22023 invalid_value',
   'an array (the whole messages[] instead of one element) is refused');
-select throws_ok($$ select public.route_inbound_message('{"from": "447400200005", "type": "text", "text": {"body": "STOP"}}') $$,
-  '22023', 'message has no id (wamid)', 'a message without id is refused (even a STOP)');
-select throws_ok($$ select public.route_inbound_message('{"id": "  ", "from": "447400200005", "type": "text", "text": {"body": "x"}}') $$,
-  '22023', 'message has no id (wamid)', 'a blank id is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_1", "type": "text", "text": {"body": "STOP"}}') $$,
-  '22023', 'message wamid.RI_BAD_1 has no valid from', 'a message without from is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_2", "from": "+447400200005", "type": "text", "text": {"body": "x"}}') $$,
-  '22023', 'message wamid.RI_BAD_2 has no valid from', 'a from with other than digits is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_3", "from": "0000000", "type": "text", "text": {"body": "x"}}') $$,
-  '22023', 'message wamid.RI_BAD_3: from 0000000 is not a phone number', 'a from that is not a phone number is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_4", "from": "447400200005", "text": {"body": "x"}}') $$,
-  '22023', 'message wamid.RI_BAD_4 has no type', 'a message without type is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_5", "from": "447400200005", "type": "text", "text": {}}') $$,
-  '22023', 'text message without text.body', 'a text without body is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_6", "from": "447400200005", "type": "text", "text": "STOP"}') $$,
-  '22023', 'text message without text.body', 'a text whose text is not an object is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_7", "from": "447400200005", "type": "image", "image": {"mime_type": "image/jpeg"}}') $$,
-  '22023', 'image message without image.id', 'an image without id is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_8", "from": "447400200005", "type": "document"}') $$,
-  '22023', 'document message without document.id', 'a document without its object is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_9", "from": "447400200005", "timestamp": "yesterday", "type": "text", "text": {"body": "x"}}') $$,
-  '22023', 'message wamid.RI_BAD_9 has an invalid timestamp', 'a timestamp that is not Unix seconds is refused');
-select throws_ok($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_10", "from": "447400200005", "timestamp": "-1", "type": "text", "text": {"body": "x"}}') $$,
-  '22023', 'message wamid.RI_BAD_10 has an invalid timestamp', 'a negative timestamp is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"from": "447400200005", "type": "text", "text": {"body": "STOP"}}') $$), '22023 invalid_value', 'a message without id is refused (even a STOP)');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "  ", "from": "447400200005", "type": "text", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a blank id is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_1", "type": "text", "text": {"body": "STOP"}}') $$), '22023 invalid_value', 'a message without from is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_2", "from": "+447400200005", "type": "text", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a from with other than digits is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_3", "from": "0000000", "type": "text", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a from that is not a phone number is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_4", "from": "447400200005", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a message without type is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_5", "from": "447400200005", "type": "text", "text": {}}') $$), '22023 invalid_value', 'a text without body is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_6", "from": "447400200005", "type": "text", "text": "STOP"}') $$), '22023 invalid_value', 'a text whose text is not an object is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_7", "from": "447400200005", "type": "image", "image": {"mime_type": "image/jpeg"}}') $$), '22023 invalid_value', 'an image without id is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_8", "from": "447400200005", "type": "document"}') $$), '22023 invalid_value', 'a document without its object is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_9", "from": "447400200005", "timestamp": "yesterday", "type": "text", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a timestamp that is not Unix seconds is refused');
+select is(tests.refusal_of($$ select public.route_inbound_message('{"id": "wamid.RI_BAD_10", "from": "447400200005", "timestamp": "-1", "type": "text", "text": {"body": "x"}}') $$), '22023 invalid_value', 'a negative timestamp is refused');
 reset role;
 select is((select format('%s/%s/%s', (select count(*) from public.whatsapp_messages),
   (select count(*) from public.whatsapp_conversations), (select count(*) from private.phone_preferences))),

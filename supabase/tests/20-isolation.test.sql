@@ -9,45 +9,7 @@
 -- with the code: 42501 privilege, P0002 another landlord's conversation (exactly like a
 -- non-existent id).
 begin;
-select plan(203);
-
--- Test-local helpers (rolled back with the file).
-create function tests.affected(sql text)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-  n integer;
-begin
-  execute sql;
-  get diagnostics n = row_count;
-  return n;
-end
-$$;
-
-create function tests.msg(wamid text, phone text, body text default 'hello', reply_to text default null)
-returns jsonb
-language sql
-immutable
-set search_path = ''
-as $$
-  select jsonb_strip_nulls(jsonb_build_object(
-    'id', wamid, 'from', phone, 'type', 'text', 'text', jsonb_build_object('body', body),
-    'context', case when reply_to is not null then jsonb_build_object('id', reply_to) end))
-$$;
-
--- The id of a landlord's conversation with a phone, whoever asks (test bookkeeping only).
-create function tests.conv(identifier text, phone text)
-returns uuid
-language sql
-stable
-security definer
-set search_path = ''
-as $$
-  select c.id from public.whatsapp_conversations c
-  where c.landlord_id = tests.get_supabase_uid(identifier) and c.tenant_phone = phone
-$$;
+select plan(211);
 
 -- Setup (postgres) ----------------------------------------------------------------------------
 select tests.create_supabase_user('iso_owner');
@@ -103,19 +65,19 @@ insert into public.whatsapp_messages (wamid, direction, is_from_tenant, type, bo
 
 -- Inbound traffic, routed by the service role ------------------------------------------------
 select tests.authenticate_as_service_role();
-select is(public.route_inbound_message(tests.msg('wamid.iso.1', '447700900601', 'Hello Olivia')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.1', '447700900601', 'Hello Olivia')) ->> 'routing_status',
           'delivered', 'service role: a tenant of one landlord is delivered');
-select is(public.route_inbound_message(tests.msg('wamid.iso.2a', '447700900602', 'To Olivia', 'wamid.iso.out.o602')) ->> 'landlord_id',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.2a', '447700900602', 'To Olivia', reply_to => 'wamid.iso.out.o602')) ->> 'landlord_id',
           tests.get_supabase_uid('iso_owner')::text, 'service role: the shared tenant replying to Olivia reaches Olivia');
-select is(public.route_inbound_message(tests.msg('wamid.iso.2b', '447700900602', 'To Simon', 'wamid.iso.out.s602')) ->> 'landlord_id',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.2b', '447700900602', 'To Simon', reply_to => 'wamid.iso.out.s602')) ->> 'landlord_id',
           tests.get_supabase_uid('iso_second')::text, 'service role: the shared tenant replying to Simon reaches Simon');
-select is(public.route_inbound_message(tests.msg('wamid.iso.2c', '447700900602', 'To whom?')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.2c', '447700900602', 'To whom?')) ->> 'routing_status',
           'ambiguous', 'service role: the shared tenant writing afresh is held as ambiguous');
-select is(public.route_inbound_message(tests.msg('wamid.iso.3', '447700900603', 'Hi Simon')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.3', '447700900603', 'Hi Simon')) ->> 'routing_status',
           'delivered', 'service role: Simon''s own tenant is delivered');
-select is(public.route_inbound_message(tests.msg('wamid.iso.4', '447700900699', 'Who is this?')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.4', '447700900699', 'Who is this?')) ->> 'routing_status',
           'unknown_sender', 'service role: an unknown phone is held as unknown_sender');
-select is(public.route_inbound_message(tests.msg('wamid.iso.5', '447700900604', 'Hi Dora')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.5', '447700900604', 'Hi Dora')) ->> 'routing_status',
           'landlord_disabled', 'service role: the tenant of a landlord not opted in is held as landlord_disabled');
 reset role;
 
@@ -245,10 +207,28 @@ select is_empty($$ select 1 from public.whatsapp_messages where wamid in ('wamid
   'owner never sees held messages (ambiguous, unknown_sender, landlord_disabled)');
 select is_empty($$ select 1 from public.whatsapp_messages where wamid in ('wamid.iso.2b', 'wamid.iso.3', 'wamid.iso.out.s602') $$,
   'owner never sees the other landlord''s messages, even with the shared tenant');
-select throws_ok($$ select routing_metadata from public.whatsapp_messages $$, '42501', null,
-  'owner cannot select routing_metadata (it names the other candidate landlords)');
-select throws_ok($$ select raw from public.whatsapp_messages $$, '42501', null, 'owner cannot select raw');
-select throws_ok($$ select * from public.whatsapp_messages $$, '42501', null, 'owner cannot select * on messages');
+-- select * (supabase-js and supabase-py send select=* by default) works on every table a landlord
+-- reads, and returns only her rows; what she must not see is not in these tables at all.
+select results_eq($$ select count(*)::int, bool_and(x.id = auth.uid()) from (select * from public.user_profiles) x $$,
+  $$ values (1, true) $$, 'owner: select * on user_profiles returns her profile only');
+select results_eq($$ select count(*)::int, bool_and(x.user_id = auth.uid()) from (select * from public.properties) x $$,
+  $$ values (1, true) $$, 'owner: select * on properties returns her properties only');
+select results_eq($$ select count(*)::int, bool_and(x.user_id = auth.uid()) from (select * from public.tenants) x $$,
+  $$ values (2, true) $$, 'owner: select * on tenants returns her tenants only');
+select results_eq($$ select count(*)::int, bool_and(private.owns_property(x.property_id)) from (select * from public.leases) x $$,
+  $$ values (2, true) $$, 'owner: select * on leases returns leases of her properties only');
+select results_eq($$ select count(*)::int, bool_and(x.landlord_id = auth.uid()) from (select * from public.whatsapp_conversations) x $$,
+  $$ values (2, true) $$, 'owner: select * on whatsapp_conversations returns her conversations only');
+select results_eq($$ select x.wamid from (select * from public.whatsapp_messages) x order by x.wamid $$,
+  array['wamid.iso.1', 'wamid.iso.2a', 'wamid.iso.legacy', 'wamid.iso.out.o602'],
+  'owner: select * on whatsapp_messages returns her messages only');
+select throws_ok($$ select routing_metadata from public.whatsapp_messages $$, '42703', null,
+  'routing_metadata (it names the other candidate landlords) is not a column of whatsapp_messages');
+select throws_ok($$ select raw from public.whatsapp_messages $$, '42703', null, 'raw is not a column of whatsapp_messages');
+select throws_ok($$ select * from private.whatsapp_message_details $$, '42501', null,
+  'owner cannot read private.whatsapp_message_details (routing metadata and raw)');
+select is(tests.refusal_of('select * from public.list_held_messages()'), '42501 support_only',
+  'owner cannot list held messages with their candidates');
 select throws_ok(format('insert into public.whatsapp_messages (landlord_id, direction, body) values (%L, %L, %L)',
   tests.get_supabase_uid('iso_owner'), 'outgoing', 'sneaky'), '42501', null, 'owner cannot insert messages directly');
 select throws_ok($$ update public.whatsapp_messages set body = 'edited' where wamid = 'wamid.iso.1' $$, '42501', null,
@@ -278,7 +258,7 @@ select throws_ok($$ select private.queue_system_reply('447700900601', 'spam', 'x
   'owner cannot queue system replies');
 
 -- service-role RPCs
-select throws_ok($$ select public.route_inbound_message(tests.msg('wamid.iso.x', '447700900601')) $$, '42501', null,
+select throws_ok($$ select public.route_inbound_message(tests.text_message('wamid.iso.x', '447700900601')) $$, '42501', null,
   'owner cannot execute route_inbound_message');
 select throws_ok($$ select public.ingest_whatsapp_webhook('{"object":"whatsapp_business_account","entry":[]}') $$, '42501', null,
   'owner cannot execute ingest_whatsapp_webhook');
@@ -299,24 +279,24 @@ select throws_ok($$ select * from public.claim_landlord_notifications(10) $$, '4
 
 -- landlord RPCs on her own conversations
 select is(public.set_whatsapp_opt_in(true) ->> 'whatsapp_enabled', 'true', 'owner: set_whatsapp_opt_in works for her');
-select is(public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001'), tests.conv('iso_owner', '447700900601'),
+select is(public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001'), tests.conversation_id('iso_owner', '447700900601'),
   'owner: start_whatsapp_conversation returns her existing conversation with her tenant');
-select lives_ok(format('select public.mark_conversation_read(%L)', tests.conv('iso_owner', '447700900601')),
+select lives_ok(format('select public.mark_conversation_read(%L)', tests.conversation_id('iso_owner', '447700900601')),
   'owner: mark_conversation_read on her conversation');
 select is((select unread_count from public.whatsapp_conversations where tenant_phone = '447700900601'), 0,
   'owner: her conversation is read');
-select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('iso_owner', '447700900601'), 'archived'),
+select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'archived'),
   'owner: set_conversation_status on her conversation');
 select is((select status from public.whatsapp_conversations where tenant_phone = '447700900601'), 'archived',
   'owner: her conversation is archived');
-select isnt(public.send_whatsapp_message(tests.conv('iso_owner', '447700900602'), 'Thanks Shirley'), null,
+select isnt(public.send_whatsapp_message(tests.conversation_id('iso_owner', '447700900602'), 'Thanks Shirley'), null,
   'owner: send_whatsapp_message in her conversation queues a message');
 select results_eq($$ select body, landlord_signature, status from public.whatsapp_messages where wamid is null and direction = 'outgoing' $$,
   $$ values ('Thanks Shirley', 'From Olivia Owner via ZenRent:', 'queued') $$,
   'owner sees her queued reply (body without prefix, signature apart)');
-select isnt(public.send_whatsapp_template(tests.conv('iso_owner', '447700900602'), 'rent_reminder', 'en_GB', '["May"]'), null,
+select isnt(public.send_whatsapp_template(tests.conversation_id('iso_owner', '447700900602'), 'rent_reminder', 'en_GB', '["May"]'), null,
   'owner: send_whatsapp_template in her conversation queues a template');
-select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('iso_owner', '447700900601'), 'active'),
+select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'active'),
   'owner: reactivates her conversation');
 reset role;
 
@@ -339,15 +319,15 @@ select is_empty($$ select 1 from public.leases where id = 'c0000000-0000-4000-80
   'second landlord cannot read Olivia''s lease with the shared tenant');
 select is_empty($$ select 1 from public.whatsapp_accounts where id = 'd0000000-0000-4000-8000-000000000001' $$,
   'second landlord cannot read Olivia''s account');
-select throws_ok($$ select public.send_whatsapp_message('e0000000-0000-4000-8000-000000000002', 'hi') $$, 'P0002', 'conversation not found',
+select is(tests.refusal_of($$ select public.send_whatsapp_message('e0000000-0000-4000-8000-000000000002', 'hi') $$), 'P0002 not_found',
   'second landlord: send_whatsapp_message on Olivia''s conversation is not found');
-select throws_ok($$ select public.send_whatsapp_template('e0000000-0000-4000-8000-000000000002', 'rent_reminder', 'en') $$, 'P0002', 'conversation not found',
+select is(tests.refusal_of($$ select public.send_whatsapp_template('e0000000-0000-4000-8000-000000000002', 'rent_reminder', 'en') $$), 'P0002 not_found',
   'second landlord: send_whatsapp_template on Olivia''s conversation is not found');
-select throws_ok($$ select public.mark_conversation_read('e0000000-0000-4000-8000-000000000002') $$, 'P0002', 'conversation not found',
+select is(tests.refusal_of($$ select public.mark_conversation_read('e0000000-0000-4000-8000-000000000002') $$), 'P0002 not_found',
   'second landlord: mark_conversation_read on Olivia''s conversation is not found');
-select throws_ok($$ select public.set_conversation_status('e0000000-0000-4000-8000-000000000002', 'blocked') $$, 'P0002', 'conversation not found',
+select is(tests.refusal_of($$ select public.set_conversation_status('e0000000-0000-4000-8000-000000000002', 'blocked') $$), 'P0002 not_found',
   'second landlord: set_conversation_status on Olivia''s conversation is not found');
-select throws_ok($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000002') $$, 'P0002', 'tenant not found',
+select is(tests.refusal_of($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000002') $$), 'P0002 not_found',
   'second landlord: start_whatsapp_conversation with Olivia''s record of the shared tenant is not found');
 select is(public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000012'), 'e0000000-0000-4000-8000-000000000012'::uuid,
   'second landlord: start_whatsapp_conversation with his own record of the shared tenant');
@@ -383,7 +363,7 @@ select is(tests.affected($$ update public.leases set status = 'ended' where id =
   'hostile landlord cannot end Olivia''s lease (filtered)');
 select isnt(public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000031'), null,
   'hostile landlord may open a conversation with her own tenant');
-select isnt(public.send_whatsapp_template(tests.conv('iso_hostile', '447700900601'), 'hello_tenant', 'en'), null,
+select isnt(public.send_whatsapp_template(tests.conversation_id('iso_hostile', '447700900601'), 'hello_tenant', 'en'), null,
   'hostile landlord may send a template to it');
 reset role;
 
@@ -396,9 +376,9 @@ select results_eq($$ select to_phone, kind, template -> 'components' -> 0 -> 'pa
 select is(public.complete_outbound_message(
   (select id from public.whatsapp_messages where landlord_id = tests.get_supabase_uid('iso_hostile') and outbound_kind = 'template'),
   'wamid.iso.out.h601') ->> 'status', 'sent', 'service role records it as sent');
-select is(public.route_inbound_message(tests.msg('wamid.iso.6', '447700900601', 'Boiler broken')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.6', '447700900601', 'Boiler broken')) ->> 'routing_status',
   'ambiguous', 'Victor''s next message is held as ambiguous, not delivered to the hostile landlord');
-select is(public.route_inbound_message(tests.msg('wamid.iso.7', '447700900601', 'Still broken')) ->> 'routing_status',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.7', '447700900601', 'Still broken')) ->> 'routing_status',
   'ambiguous', 'a recent outbound message in a conversation Victor never wrote in does not capture him either');
 reset role;
 select is_empty($$ select 1 from public.whatsapp_messages
@@ -413,53 +393,50 @@ select is_empty($$ select 1 from public.whatsapp_messages where direction = 'inc
 select results_eq($$ select landlord_id, unread_count, last_inbound_at from public.whatsapp_conversations $$,
   format($f$ values (%L::uuid, 0, null::timestamptz) $f$, auth.uid()),
   'hostile landlord sees only her own, empty conversation');
-select is_empty(format('select 1 from public.whatsapp_conversations where id = %L', tests.conv('iso_owner', '447700900601')),
+select is_empty(format('select 1 from public.whatsapp_conversations where id = %L', tests.conversation_id('iso_owner', '447700900601')),
   'hostile landlord cannot select Olivia''s conversation by id');
 select is_empty($$ select 1 from public.tenants where id = 'b0000000-0000-4000-8000-000000000001' $$,
   'hostile landlord cannot read Olivia''s tenant');
-select throws_ok($$ select routing_metadata from public.whatsapp_messages $$, '42501', null,
-  'hostile landlord cannot read routing_metadata (the candidate list)');
-select throws_ok(format('select public.send_whatsapp_message(%L, %L)', tests.conv('iso_owner', '447700900601'), 'hi'),
-  'P0002', 'conversation not found', 'hostile landlord: send_whatsapp_message on Olivia''s conversation is not found');
-select throws_ok(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conv('iso_owner', '447700900601'), 'hello_tenant', 'en'),
-  'P0002', 'conversation not found', 'hostile landlord: send_whatsapp_template on Olivia''s conversation is not found');
-select throws_ok(format('select public.mark_conversation_read(%L)', tests.conv('iso_owner', '447700900601')),
-  'P0002', 'conversation not found', 'hostile landlord: mark_conversation_read on Olivia''s conversation is not found');
-select throws_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('iso_owner', '447700900601'), 'blocked'),
-  'P0002', 'conversation not found', 'hostile landlord: set_conversation_status on Olivia''s conversation is not found');
-select throws_ok($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001') $$,
-  'P0002', 'tenant not found', 'hostile landlord: start_whatsapp_conversation with Olivia''s tenant is not found');
+select throws_ok($$ select * from private.whatsapp_message_details $$, '42501', null,
+  'hostile landlord cannot read routing metadata (the candidate list) or raw elements');
+select results_eq($$ select count(*)::int from (select * from public.whatsapp_messages) x where x.landlord_id <> auth.uid() $$,
+  $$ values (0) $$, 'hostile landlord: select * on messages returns none of anyone else''s');
+select is(tests.refusal_of(format('select public.send_whatsapp_message(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'hi')), 'P0002 not_found', 'hostile landlord: send_whatsapp_message on Olivia''s conversation is not found');
+select is(tests.refusal_of(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'hello_tenant', 'en')), 'P0002 not_found', 'hostile landlord: send_whatsapp_template on Olivia''s conversation is not found');
+select is(tests.refusal_of(format('select public.mark_conversation_read(%L)', tests.conversation_id('iso_owner', '447700900601'))), 'P0002 not_found', 'hostile landlord: mark_conversation_read on Olivia''s conversation is not found');
+select is(tests.refusal_of(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'blocked')), 'P0002 not_found', 'hostile landlord: set_conversation_status on Olivia''s conversation is not found');
+select is(tests.refusal_of($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001') $$), 'P0002 not_found', 'hostile landlord: start_whatsapp_conversation with Olivia''s tenant is not found');
 -- Exactly like an id that does not exist: same code, message and hint, argument checks included.
-select is(tests.error_of(format('select public.send_whatsapp_message(%L, %L)', tests.conv('iso_owner', '447700900601'), '')),
+select is(tests.error_of(format('select public.send_whatsapp_message(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), '')),
           tests.error_of(format('select public.send_whatsapp_message(%L, %L)', gen_random_uuid(), '')),
   'send_whatsapp_message: Olivia''s conversation and a random id fail identically');
-select is(tests.error_of(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conv('iso_owner', '447700900601'), 'Bad Name', 'xx')),
+select is(tests.error_of(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'Bad Name', 'xx')),
           tests.error_of(format('select public.send_whatsapp_template(%L, %L, %L)', gen_random_uuid(), 'Bad Name', 'xx')),
   'send_whatsapp_template: Olivia''s conversation and a random id fail identically');
-select is(tests.error_of(format('select public.mark_conversation_read(%L)', tests.conv('iso_owner', '447700900601'))),
+select is(tests.error_of(format('select public.mark_conversation_read(%L)', tests.conversation_id('iso_owner', '447700900601'))),
           tests.error_of(format('select public.mark_conversation_read(%L)', gen_random_uuid())),
   'mark_conversation_read: Olivia''s conversation and a random id fail identically');
-select is(tests.error_of(format('select public.set_conversation_status(%L, %L)', tests.conv('iso_owner', '447700900601'), 'bogus')),
+select is(tests.error_of(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'bogus')),
           tests.error_of(format('select public.set_conversation_status(%L, %L)', gen_random_uuid(), 'bogus')),
   'set_conversation_status: Olivia''s conversation and a random id fail identically');
 select is(tests.error_of($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001') $$),
           tests.error_of(format('select public.start_whatsapp_conversation(%L)', gen_random_uuid())),
   'start_whatsapp_conversation: Olivia''s tenant and a random id fail identically');
-select throws_ok($$ select public.route_inbound_message(tests.msg('wamid.iso.y', '447700900601')) $$, '42501', null,
+select throws_ok($$ select public.route_inbound_message(tests.text_message('wamid.iso.y', '447700900601')) $$, '42501', null,
   'hostile landlord cannot execute route_inbound_message');
 select throws_ok($$ select * from private.tenant_landlord_routing where tenant_phone = '447700900601' $$, '42501', null,
   'hostile landlord cannot read the routing table');
 reset role;
-select results_eq($$ select unread_count, status from public.whatsapp_conversations where id = tests.conv('iso_owner', '447700900601') $$,
+select results_eq($$ select unread_count, status from public.whatsapp_conversations where id = tests.conversation_id('iso_owner', '447700900601') $$,
   $$ values (0, 'active') $$, 'Olivia''s conversation is untouched by the hostile landlord');
 
 -- Once Olivia writes to Victor, his next message is hers again, never the hostile landlord's.
 select tests.authenticate_as('iso_owner');
-select isnt(public.send_whatsapp_message(tests.conv('iso_owner', '447700900601'), 'Sending the plumber'), null,
+select isnt(public.send_whatsapp_message(tests.conversation_id('iso_owner', '447700900601'), 'Sending the plumber'), null,
   'owner replies to Victor');
 reset role;
 select tests.authenticate_as_service_role();
-select is(public.route_inbound_message(tests.msg('wamid.iso.8', '447700900601', 'Thanks!')) ->> 'landlord_id',
+select is(public.route_inbound_message(tests.text_message('wamid.iso.8', '447700900601', 'Thanks!')) ->> 'landlord_id',
   tests.get_supabase_uid('iso_owner')::text, 'Victor''s answer reaches Olivia (recent outbound in her established conversation)');
 reset role;
 select tests.authenticate_as('iso_hostile');
@@ -484,17 +461,17 @@ select is_empty($$ select 1 from public.leases $$, 'no-profile user reads no lea
 select is_empty($$ select 1 from public.whatsapp_accounts $$, 'no-profile user reads no account');
 select is_empty($$ select 1 from public.whatsapp_conversations $$, 'no-profile user reads no conversation');
 select is_empty($$ select 1 from public.whatsapp_messages $$, 'no-profile user reads no message');
-select throws_ok($$ select public.set_whatsapp_opt_in(true) $$, '42501', 'no landlord profile for this user',
+select is(tests.refusal_of($$ select public.set_whatsapp_opt_in(true) $$), '42501 no_landlord_profile',
   'no-profile user: set_whatsapp_opt_in refused');
-select throws_ok(format('select public.send_whatsapp_message(%L, %L)', tests.conv('iso_owner', '447700900601'), 'hi'), '42501', null,
+select throws_ok(format('select public.send_whatsapp_message(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'hi'), '42501', null,
   'no-profile user: send_whatsapp_message refused');
-select throws_ok(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conv('iso_owner', '447700900601'), 'hello_tenant', 'en'), '42501', null,
+select throws_ok(format('select public.send_whatsapp_template(%L, %L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'hello_tenant', 'en'), '42501', null,
   'no-profile user: send_whatsapp_template refused');
 select throws_ok($$ select public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000001') $$, '42501', null,
   'no-profile user: start_whatsapp_conversation refused');
-select throws_ok(format('select public.mark_conversation_read(%L)', tests.conv('iso_owner', '447700900601')), '42501', null,
+select throws_ok(format('select public.mark_conversation_read(%L)', tests.conversation_id('iso_owner', '447700900601')), '42501', null,
   'no-profile user: mark_conversation_read refused');
-select throws_ok(format('select public.set_conversation_status(%L, %L)', tests.conv('iso_owner', '447700900601'), 'archived'), '42501', null,
+select throws_ok(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'archived'), '42501', null,
   'no-profile user: set_conversation_status refused');
 select throws_ok($$ select * from public.claim_outbound_messages(10) $$, '42501', null,
   'no-profile user: service-role RPCs refused');
@@ -525,7 +502,7 @@ select throws_ok($$ select public.send_whatsapp_template(gen_random_uuid(), 'x',
 select throws_ok($$ select public.start_whatsapp_conversation(gen_random_uuid()) $$, '42501', null, 'anon cannot execute start_whatsapp_conversation');
 select throws_ok($$ select public.mark_conversation_read(gen_random_uuid()) $$, '42501', null, 'anon cannot execute mark_conversation_read');
 select throws_ok($$ select public.set_conversation_status(gen_random_uuid(), 'active') $$, '42501', null, 'anon cannot execute set_conversation_status');
-select throws_ok($$ select public.route_inbound_message(tests.msg('wamid.iso.z', '447700900601')) $$, '42501', null, 'anon cannot execute route_inbound_message');
+select throws_ok($$ select public.route_inbound_message(tests.text_message('wamid.iso.z', '447700900601')) $$, '42501', null, 'anon cannot execute route_inbound_message');
 select throws_ok($$ select public.ingest_whatsapp_webhook('{}') $$, '42501', null, 'anon cannot execute ingest_whatsapp_webhook');
 select throws_ok($$ select public.record_message_status('w', 'read', now()) $$, '42501', null, 'anon cannot execute record_message_status');
 select throws_ok($$ select public.configure_whatsapp('{}') $$, '42501', null, 'anon cannot execute configure_whatsapp');

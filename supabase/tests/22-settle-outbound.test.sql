@@ -17,8 +17,7 @@ values ('c5000000-0000-4000-8000-000000000001', 'outgoing', 'text', 'stuck one',
 
 -- The landlord cannot settle, not even their own message.
 select tests.authenticate_as('so_landlord');
-select throws_ok($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', 'checked') $$,
-  '42501', 'support staff only', 'a landlord cannot settle a message (42501)');
+select is(tests.refusal_of($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', 'checked') $$), '42501 support_only', 'a landlord cannot settle a message (42501)');
 reset role;
 select tests.clear_authentication();
 select throws_ok($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', 'checked') $$,
@@ -28,8 +27,7 @@ reset role;
 select tests.authenticate_as('so_support');
 select throws_ok($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'resend', 'checked') $$,
   '22023', null, 'an unknown outcome is refused (22023)');
-select throws_ok($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', '  ') $$,
-  '22023', 'a note is required', 'a note is required (22023)');
+select is(tests.refusal_of($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', '  ') $$), '22023 invalid_value', 'a note is required (22023)');
 select throws_ok($$ select public.settle_outbound_message('c5000000-0000-4000-8000-000000000003', 'requeue', 'checked') $$,
   'P0002', null, 'a message not in needs_review cannot be settled (P0002)');
 select is(public.settle_outbound_message('c5000000-0000-4000-8000-000000000001', 'requeue', 'not in the tenant''s chat') ->> 'status',

@@ -11,83 +11,6 @@
 begin;
 select plan(123);
 
--- Test-local helpers (rolled back with the file) ----------------------------------------------
--- Route one text message as the webhook would (service role), then go back to postgres.
-create function tests.hm_route(wamid text, phone text, body text, seconds_ago int default 60, context text default null)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $$
-declare
-  r jsonb;
-begin
-  perform tests.authenticate_as_service_role();
-  r := public.route_inbound_message(
-    jsonb_build_object('from', phone, 'id', wamid, 'type', 'text', 'text', jsonb_build_object('body', body),
-                       'timestamp', (extract(epoch from now())::bigint - seconds_ago)::text)
-    || case when context is null then '{}'::jsonb
-            else jsonb_build_object('context', jsonb_build_object('from', '15550001111', 'id', context)) end);
-  perform set_config('role', 'postgres', true);
-  return r;
-end
-$$;
-
--- Unix seconds as Meta writes them, back to a timestamptz.
-create function tests.hm_at(seconds_ago int)
-returns timestamptz
-language sql
-stable
-set search_path = ''
-as $$
-  select to_timestamp(extract(epoch from now())::bigint - seconds_ago)
-$$;
-
-create function tests.hm_id(wamid text)
-returns uuid
-language sql
-stable
-security definer -- test lookup usable from every actor's block
-set search_path = ''
-as $$
-  select m.id from public.whatsapp_messages m where m.wamid = hm_id.wamid
-$$;
-
-create function tests.hm_conv(identifier text, phone text)
-returns uuid
-language sql
-stable
-security definer -- test lookup usable from every actor's block
-set search_path = ''
-as $$
-  select c.id from public.whatsapp_conversations c
-  where c.landlord_id = tests.get_supabase_uid(identifier) and c.tenant_phone = phone
-$$;
-
-create function tests.hm_held_count()
-returns integer
-language sql
-stable
-security definer -- the true number of held messages, to compare with what support is told
-set search_path = ''
-as $$
-  select count(*)::int from public.whatsapp_messages m
-  where m.landlord_id is null and m.direction = 'incoming' and m.routing_status in ('ambiguous', 'unknown_sender', 'landlord_disabled')
-$$;
-
--- ZenRent's own reply (clarification, courtesy) to a phone: an outgoing message, never support's to act on.
-create function tests.hm_system_reply(phone text)
-returns uuid
-language sql
-stable
-security definer
-set search_path = ''
-as $$
-  select m.id from public.whatsapp_messages m
-  where m.tenant_phone = phone and m.direction = 'outgoing' and m.routing_status = 'system' limit 1
-$$;
-
-grant execute on all functions in schema tests to anon, authenticated, service_role;
-
 -- Setup (postgres) ----------------------------------------------------------------------------
 select tests.create_supabase_user('hm_sup', 'ana@support.zenrent.test', '{"role": "support"}');
 select tests.create_supabase_user('hm_alice');
@@ -138,13 +61,13 @@ insert into public.whatsapp_conversations (landlord_id, tenant_phone, tenant_id,
   (tests.get_supabase_uid('hm_alice'), '447400500001', 'b3000000-0030-4000-8000-0000000000a1',
    'a3000000-0030-4000-8000-000000000001', 2, now() - interval '2 days', now() - interval '2 days', 'Earlier chat');
 
-select tests.hm_route('wamid.HM_P1_A', '447400500001', 'Is the boiler yours or the other flat''s?', 600);
-select tests.hm_route('wamid.HM_P2_A', '447400500002', 'Who do I pay now?', 500);
-select tests.hm_route('wamid.HM_P3_A', '447400500003', 'Is the flat still available?', 400);
-select tests.hm_route('wamid.HM_P4_A', '447400500004', 'Hello Dora', 300);
-select tests.hm_route('wamid.HM_P5_A', '447400500005', 'Cheap crypto, click here', 200);
-select tests.hm_route('wamid.HM_P6_A', '447400500006', 'Please call me back', 100);
-select tests.hm_route('wamid.HM_P7_A', '447400500007', 'Thanks Alice', 50);
+select tests.route_text('wamid.HM_P1_A', '447400500001', 'Is the boiler yours or the other flat''s?', 600);
+select tests.route_text('wamid.HM_P2_A', '447400500002', 'Who do I pay now?', 500);
+select tests.route_text('wamid.HM_P3_A', '447400500003', 'Is the flat still available?', 400);
+select tests.route_text('wamid.HM_P4_A', '447400500004', 'Hello Dora', 300);
+select tests.route_text('wamid.HM_P5_A', '447400500005', 'Cheap crypto, click here', 200);
+select tests.route_text('wamid.HM_P6_A', '447400500006', 'Please call me back', 100);
+select tests.route_text('wamid.HM_P7_A', '447400500007', 'Thanks Alice', 50);
 
 select results_eq(
   $$ select m.wamid, m.routing_status from public.whatsapp_messages m
@@ -169,14 +92,14 @@ select results_eq(
   'support selects the held messages (ambiguous, unknown_sender, landlord_disabled): not the delivered one, not ZenRent''s replies');
 select is_empty($$ select 1 from public.whatsapp_messages m where m.routing_status not in ('ambiguous', 'unknown_sender', 'landlord_disabled') $$,
   'support sees no delivered, outgoing, system or history message anywhere');
-select throws_ok($$ select m.routing_metadata from public.whatsapp_messages m limit 1 $$, '42501', null,
-  'support has no column privilege on routing_metadata (candidates only through list_held_messages)');
+select throws_ok($$ select * from private.whatsapp_message_details $$, '42501', null,
+  'support cannot read routing metadata directly (candidates only through list_held_messages)');
 select is_empty($$ select 1 from public.whatsapp_conversations $$, 'support sees no conversation');
 select is_empty($$ select 1 from public.tenants $$, 'support sees no tenant');
 select is_empty($$ select 1 from public.properties $$, 'support sees no property');
 select is_empty($$ select 1 from public.leases $$, 'support sees no lease');
 select is_empty($$ select 1 from public.user_profiles $$, 'support sees no landlord profile');
-select throws_ok($$ update public.whatsapp_messages set routing_status = 'dismissed' where id = tests.hm_id('wamid.HM_P4_A') $$,
+select throws_ok($$ update public.whatsapp_messages set routing_status = 'dismissed' where id = tests.message_id('wamid.HM_P4_A') $$,
   '42501', null, 'support cannot update a message directly (only through the RPCs)');
 select throws_ok($$ select * from private.routing_pins $$, '42501', null, 'support cannot read the routing pins table');
 
@@ -189,7 +112,7 @@ select results_eq(
   'list_held_messages: every held message, newest first, with the routing rule');
 select results_eq(
   $$ select l.id, l.tenant_phone, l.type, l.body, l.sent_at from public.list_held_messages() l where l.wamid = 'wamid.HM_P1_A' $$,
-  $$ values (tests.hm_id('wamid.HM_P1_A'), '447400500001', 'text', 'Is the boiler yours or the other flat''s?', tests.hm_at(600)) $$,
+  $$ values (tests.message_id('wamid.HM_P1_A'), '447400500001', 'text', 'Is the boiler yours or the other flat''s?', tests.at(600)) $$,
   'list_held_messages: id, phone, type, body and sent_at of a message');
 select results_eq(
   $$ select (c ->> 'landlord_id')::uuid, c ->> 'landlord_name', c ->> 'property_address', c ->> 'tenant_name', (c ->> 'whatsapp_enabled')::boolean
@@ -224,10 +147,10 @@ select results_eq(
   $$ select l.wamid from public.list_held_messages(null, null, 2) l $$,
   $$ values ('wamid.HM_P6_A'), ('wamid.HM_P5_A') $$, 'keyset: the first page of two');
 select results_eq(
-  $$ select l.wamid from public.list_held_messages(null, tests.hm_id('wamid.HM_P5_A'), 2) l $$,
+  $$ select l.wamid from public.list_held_messages(null, tests.message_id('wamid.HM_P5_A'), 2) l $$,
   $$ values ('wamid.HM_P4_A'), ('wamid.HM_P3_A') $$, 'keyset: after_id = the last row of the first page gives the next two');
 select results_eq(
-  $$ select l.wamid from public.list_held_messages('ambiguous', tests.hm_id('wamid.HM_P5_A'), 2) l $$,
+  $$ select l.wamid from public.list_held_messages('ambiguous', tests.message_id('wamid.HM_P5_A'), 2) l $$,
   $$ values ('wamid.HM_P2_A'), ('wamid.HM_P1_A') $$, 'keyset and status filter together');
 
 select throws_ok($$ select * from public.list_held_messages('delivered') $$, '22023', null, 'a status that is not a held status is refused (22023)');
@@ -236,19 +159,19 @@ select throws_ok($$ select * from public.list_held_messages(null, null, 201) $$,
 select throws_ok($$ select * from public.list_held_messages(null, null, null) $$, '22023', null, 'page_size null is refused (22023)');
 select throws_ok($$ select * from public.list_held_messages(null, gen_random_uuid()) $$, 'P0002', null, 'an unknown after_id is not found (P0002)');
 
-select is((public.whatsapp_service_status() ->> 'held')::int, tests.hm_held_count(),
+select is((public.whatsapp_service_status() ->> 'held')::int, tests.held_count(),
   'whatsapp_service_status works for support and counts every held message');
 select ok(public.whatsapp_service_status() ?& array['inbound_last_24h', 'held', 'outbound_queued', 'outbound_sending',
             'outbound_needs_review', 'oldest_queued_at', 'outbound_failed_last_24h', 'webhook_errors_last_24h',
             'pending_statuses', 'active_pins', 'at'],
   'whatsapp_service_status has every count the status page and /metrics read');
-select throws_ok($$ select private.held_message(tests.hm_id('wamid.HM_P4_A')) $$, '42501', null,
+select throws_ok($$ select private.held_message(tests.message_id('wamid.HM_P4_A')) $$, '42501', null,
   'the private helpers behind the RPCs are not callable by support directly');
 reset role;
 
 -- A user who put "support" in their own user_metadata is no support user ------------------------
 select tests.authenticate_as('hm_eve');
-select throws_ok($$ select * from public.list_held_messages() $$, '42501', 'support staff only',
+select is(tests.refusal_of($$ select * from public.list_held_messages() $$), '42501 support_only',
   'user_metadata.role = support (user-editable) does not make support: list refused (42501)');
 select is_empty($$ select 1 from public.whatsapp_messages m where m.tenant_phone like '4474005000%' $$,
   'and no held message is visible to them');
@@ -258,12 +181,11 @@ reset role;
 select tests.authenticate_as('hm_alice');
 select results_eq($$ select m.wamid from public.whatsapp_messages m where m.tenant_phone like '4474005000%' $$,
   $$ values ('wamid.HM_P7_A') $$, 'a candidate landlord sees her delivered message and none of the held ones');
-select throws_ok($$ select * from public.list_held_messages() $$, '42501', 'support staff only', 'a landlord cannot list held messages (42501)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice')) $$,
-  '42501', 'support staff only', 'a landlord cannot assign a held message, not even to herself (42501)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P1_A'), 'spam') $$, '42501', 'support staff only',
+select is(tests.refusal_of($$ select * from public.list_held_messages() $$), '42501 support_only', 'a landlord cannot list held messages (42501)');
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice')) $$), '42501 support_only', 'a landlord cannot assign a held message, not even to herself (42501)');
+select is(tests.refusal_of($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P1_A'), 'spam') $$), '42501 support_only',
   'a landlord cannot dismiss a held message (42501)');
-select throws_ok($$ select public.whatsapp_service_status() $$, '42501', 'support staff only', 'a landlord cannot read the service status (42501)');
+select is(tests.refusal_of($$ select public.whatsapp_service_status() $$), '42501 support_only', 'a landlord cannot read the service status (42501)');
 select throws_ok($$ select private.require_support() $$, '42501', null, 'a landlord cannot call private.require_support()');
 reset role;
 select tests.authenticate_as('hm_bob');
@@ -274,15 +196,15 @@ reset role;
 -- anon ----------------------------------------------------------------------------------------
 select tests.clear_authentication();
 select throws_ok($$ select * from public.list_held_messages() $$, '42501', null, 'anon cannot list held messages (42501)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice')) $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice')) $$,
   '42501', null, 'anon cannot assign (42501)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P1_A'), 'spam') $$, '42501', null, 'anon cannot dismiss (42501)');
+select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P1_A'), 'spam') $$, '42501', null, 'anon cannot dismiss (42501)');
 select throws_ok($$ select public.whatsapp_service_status() $$, '42501', null, 'anon cannot read the service status (42501)');
 reset role;
 
 -- service role: the status, not the queue ---------------------------------------------------------
 select tests.authenticate_as_service_role();
-select is((public.whatsapp_service_status() ->> 'held')::int, tests.hm_held_count(), 'whatsapp_service_status works for the service role');
+select is((public.whatsapp_service_status() ->> 'held')::int, tests.held_count(), 'whatsapp_service_status works for the service role');
 select throws_ok($$ select * from public.list_held_messages() $$, '42501', null, 'the service role has no support queue (42501)');
 reset role;
 
@@ -290,8 +212,8 @@ reset role;
 select tests.authenticate_as('hm_sup');
 select results_eq(
   $$ select (r ->> 'message_id')::uuid, (r ->> 'landlord_id')::uuid, (r ->> 'conversation_id')::uuid, (r ->> 'pinned_until')::timestamptz
-     from public.assign_held_message(tests.hm_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice'), 30) r $$,
-  $$ values (tests.hm_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice'), tests.hm_conv('hm_alice', '447400500001'),
+     from public.assign_held_message(tests.message_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice'), 30) r $$,
+  $$ values (tests.message_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_alice'), tests.conversation_id('hm_alice', '447400500001'),
              now() + interval '30 days') $$,
   'assign_held_message with pin_days 30 returns the message, landlord, her existing conversation and the pin''s end');
 select is_empty($$ select 1 from public.list_held_messages(null, null, 200) l where l.wamid = 'wamid.HM_P1_A' $$,
@@ -301,22 +223,22 @@ select is_empty($$ select 1 from public.whatsapp_messages m where m.wamid = 'wam
 reset role;
 
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.property_id, m.conversation_id, m.routing_metadata ->> 'rule',
-            (m.routing_metadata ->> 'assigned_by')::uuid, m.routing_metadata ->> 'held_as'
+  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.property_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule',
+            (tests.routing_metadata(m.id) ->> 'assigned_by')::uuid, tests.routing_metadata(m.id) ->> 'held_as'
      from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_A' $$,
   $$ values ('delivered', tests.get_supabase_uid('hm_alice'), 'b3000000-0030-4000-8000-0000000000a1'::uuid,
-             'a3000000-0030-4000-8000-000000000001'::uuid, tests.hm_conv('hm_alice', '447400500001'), 'several_landlords',
+             'a3000000-0030-4000-8000-000000000001'::uuid, tests.conversation_id('hm_alice', '447400500001'), 'several_landlords',
              tests.get_supabase_uid('hm_sup'), 'ambiguous') $$,
   'the message is delivered as the router would: landlord, her tenant and property, her conversation; the decision kept');
 select results_eq(
   $$ select c.unread_count, c.last_message_at, c.last_inbound_at, c.last_message_preview, c.status
-     from public.whatsapp_conversations c where c.id = tests.hm_conv('hm_alice', '447400500001') $$,
-  $$ values (3, tests.hm_at(600), tests.hm_at(600), 'Is the boiler yours or the other flat''s?', 'active') $$,
+     from public.whatsapp_conversations c where c.id = tests.conversation_id('hm_alice', '447400500001') $$,
+  $$ values (3, tests.at(600), tests.at(600), 'Is the boiler yours or the other flat''s?', 'active') $$,
   'her conversation: unread_count + 1, last_message_at, last_inbound_at and preview from the message');
 select results_eq(
   $$ select n.landlord_id, n.conversation_id, n.claimed_at from private.landlord_notifications n
-     where n.message_id = tests.hm_id('wamid.HM_P1_A') $$,
-  $$ values (tests.get_supabase_uid('hm_alice'), tests.hm_conv('hm_alice', '447400500001'), null::timestamptz) $$,
+     where n.message_id = tests.message_id('wamid.HM_P1_A') $$,
+  $$ values (tests.get_supabase_uid('hm_alice'), tests.conversation_id('hm_alice', '447400500001'), null::timestamptz) $$,
   'the landlord (notifications on) gets exactly one notification row');
 select results_eq(
   $$ select p.landlord_id, p.expires_at, p.created_by, p.reason from private.routing_pins p where p.phone = '447400500001' $$,
@@ -325,7 +247,7 @@ select results_eq(
 select results_eq(
   $$ select a.actor_id, a.actor_email, a.action, a.landlord_id, a.pin_days, a.reason, a.created_at,
             a.details ->> 'held_as', (a.details ->> 'candidate')::boolean
-     from private.support_audit_log a where a.message_id = tests.hm_id('wamid.HM_P1_A') $$,
+     from private.support_audit_log a where a.message_id = tests.message_id('wamid.HM_P1_A') $$,
   $$ values (tests.get_supabase_uid('hm_sup'), 'ana@support.zenrent.test', 'assign_and_pin', tests.get_supabase_uid('hm_alice'),
              30, null::text, now(), 'ambiguous', true) $$,
   'the audit log records who, what, which message, which landlord, the pin and when');
@@ -336,110 +258,107 @@ select results_eq($$ select m.wamid from public.whatsapp_messages m where m.tena
 reset role;
 
 -- The pin routes the next message, expires, and ends with the lease --------------------------------
-select tests.hm_route('wamid.HM_P1_B', '447400500001', 'And the radiator?', 30);
+select tests.route_text('wamid.HM_P1_B', '447400500001', 'And the radiator?', 30);
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule', m.conversation_id
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', m.conversation_id
      from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_B' $$,
-  $$ values ('delivered', tests.get_supabase_uid('hm_alice'), 'support_pin', tests.hm_conv('hm_alice', '447400500001')) $$,
+  $$ values ('delivered', tests.get_supabase_uid('hm_alice'), 'support_pin', tests.conversation_id('hm_alice', '447400500001')) $$,
   'the next message from the pinned phone (ambiguous before) routes to the pinned landlord: rule support_pin');
-select is((select c.unread_count from public.whatsapp_conversations c where c.id = tests.hm_conv('hm_alice', '447400500001')), 4,
+select is((select c.unread_count from public.whatsapp_conversations c where c.id = tests.conversation_id('hm_alice', '447400500001')), 4,
   'and counts as unread in her conversation');
 
 update private.routing_pins set expires_at = now() - interval '1 second' where phone = '447400500001';
-select tests.hm_route('wamid.HM_P1_C', '447400500001', 'Hello again', 20);
+select tests.route_text('wamid.HM_P1_C', '447400500001', 'Hello again', 20);
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule' from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_C' $$,
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_C' $$,
   $$ values ('ambiguous', null::uuid, 'several_landlords') $$,
   'once the pin has expired the phone is ambiguous again');
 
 update private.routing_pins set expires_at = now() + interval '30 days' where phone = '447400500001';
-select tests.hm_route('wamid.HM_P1_D', '447400500001', 'Pinned again', 15);
-select is((select m.routing_metadata ->> 'rule' from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_D'), 'support_pin',
+select tests.route_text('wamid.HM_P1_D', '447400500001', 'Pinned again', 15);
+select is((select tests.routing_metadata(m.id) ->> 'rule' from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_D'), 'support_pin',
   'a live pin routes again');
 
 update public.leases set status = 'ended', end_date = current_date where tenant_id = 'b3000000-0030-4000-8000-0000000000a1';
-select tests.hm_route('wamid.HM_P1_E', '447400500001', 'I moved out of Alice''s flat', 10);
+select tests.route_text('wamid.HM_P1_E', '447400500001', 'I moved out of Alice''s flat', 10);
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.routing_metadata ->> 'rule', jsonb_array_length(m.routing_metadata -> 'candidates')
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', jsonb_array_length(tests.routing_metadata(m.id) -> 'candidates')
      from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_E' $$,
   $$ values ('delivered', tests.get_supabase_uid('hm_bob'), 'single_candidate', 1) $$,
   'when the pinned landlord''s lease ends she is no longer a candidate: the pin no longer routes there');
 
 -- Assign to a non-candidate: only with a reason; never a pin -------------------------------------
 select tests.authenticate_as('hm_sup');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve')) $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve')) $$,
   '22023', 'this landlord is not one of the message''s routing candidates', 'assigning to a non-candidate without a reason is refused (22023)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 0, '   ') $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 0, '   ') $$,
   '22023', null, 'a blank reason is no reason (22023)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 7, 'Tenant phoned') $$,
-  '22023', 'cannot pin: the landlord has no active lease for this phone', 'a pin for a non-candidate is refused even with a reason (22023)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), gen_random_uuid(), 0, 'whoever') $$,
-  'P0002', 'landlord not found', 'an unknown landlord is not found (P0002)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), -1) $$,
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 7, 'Tenant phoned') $$), '22023 invalid_value', 'a pin for a non-candidate is refused even with a reason (22023)');
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), gen_random_uuid(), 0, 'whoever') $$), 'P0002 not_found', 'an unknown landlord is not found (P0002)');
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), -1) $$,
   '22023', null, 'pin_days -1 is refused (22023)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), 366) $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), 366) $$,
   '22023', null, 'pin_days 366 is refused (22023)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), null) $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_alice'), null) $$,
   '22023', null, 'pin_days null is refused (22023)');
 reset role;
 select results_eq(
   $$ select m.routing_status, m.landlord_id from public.whatsapp_messages m where m.wamid = 'wamid.HM_P2_A' $$,
   $$ values ('ambiguous', null::uuid) $$, 'refused assignments leave the message held');
-select is_empty($$ select 1 from private.support_audit_log a where a.message_id = tests.hm_id('wamid.HM_P2_A') $$,
+select is_empty($$ select 1 from private.support_audit_log a where a.message_id = tests.message_id('wamid.HM_P2_A') $$,
   'refused assignments write no audit row');
 select is_empty($$ select 1 from private.routing_pins p where p.phone = '447400500002' $$, 'and no pin');
 
 select tests.authenticate_as('hm_sup');
-select lives_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 0,
+select lives_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 0,
                                                      '  Tenant phoned: Eve manages this flat now  ') $$,
   'assigning to a non-candidate with a reason is allowed');
 reset role;
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.property_id, m.conversation_id, m.routing_metadata ->> 'reason'
+  $$ select m.routing_status, m.landlord_id, m.tenant_id, m.property_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'reason'
      from public.whatsapp_messages m where m.wamid = 'wamid.HM_P2_A' $$,
-  $$ values ('delivered', tests.get_supabase_uid('hm_eve'), null::uuid, null::uuid, tests.hm_conv('hm_eve', '447400500002'),
+  $$ values ('delivered', tests.get_supabase_uid('hm_eve'), null::uuid, null::uuid, tests.conversation_id('hm_eve', '447400500002'),
              'Tenant phoned: Eve manages this flat now') $$,
   'delivered to that landlord (no lease: no tenant or property) in a new conversation, the reason kept');
 select results_eq(
   $$ select c.unread_count, c.last_message_at, c.last_message_preview from public.whatsapp_conversations c
-     where c.id = tests.hm_conv('hm_eve', '447400500002') $$,
-  $$ values (1, tests.hm_at(500), 'Who do I pay now?') $$, 'the new conversation has unread 1, the time and the preview');
+     where c.id = tests.conversation_id('hm_eve', '447400500002') $$,
+  $$ values (1, tests.at(500), 'Who do I pay now?') $$, 'the new conversation has unread 1, the time and the preview');
 select results_eq(
   $$ select a.actor_id, a.action, a.landlord_id, a.pin_days, a.reason, (a.details ->> 'candidate')::boolean
-     from private.support_audit_log a where a.message_id = tests.hm_id('wamid.HM_P2_A') $$,
+     from private.support_audit_log a where a.message_id = tests.message_id('wamid.HM_P2_A') $$,
   $$ values (tests.get_supabase_uid('hm_sup'), 'assign', tests.get_supabase_uid('hm_eve'), 0, 'Tenant phoned: Eve manages this flat now', false) $$,
   'audited as assign, pin_days 0, with the (trimmed) reason and candidate = false');
 
 -- A reply keeps its link, to the assigned landlord's own message only, as the router links replies.
-select tests.hm_route('wamid.HM_P2_Q', '447400500002', 'About my last message', 40, 'wamid.HM_P2_A');
+select tests.route_text('wamid.HM_P2_Q', '447400500002', 'About my last message', 40, 'wamid.HM_P2_A');
 select results_eq(
   $$ select m.routing_status, m.reply_to_wamid, m.reply_to_message_id from public.whatsapp_messages m where m.wamid = 'wamid.HM_P2_Q' $$,
   $$ values ('ambiguous', 'wamid.HM_P2_A', null::uuid) $$, 'a held reply is linked to nothing yet');
 select tests.authenticate_as('hm_sup');
-select lives_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P2_Q'), tests.get_supabase_uid('hm_eve'), 0, 'same tenant as before') $$,
+select lives_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_Q'), tests.get_supabase_uid('hm_eve'), 0, 'same tenant as before') $$,
   'assign the reply to the same landlord');
 reset role;
-select is((select m.reply_to_message_id from public.whatsapp_messages m where m.wamid = 'wamid.HM_P2_Q'), tests.hm_id('wamid.HM_P2_A'),
+select is((select m.reply_to_message_id from public.whatsapp_messages m where m.wamid = 'wamid.HM_P2_Q'), tests.message_id('wamid.HM_P2_A'),
   'once assigned, the reply points at the message it quotes in that landlord''s conversation');
 
 -- Never into a conversation the landlord has blocked ----------------------------------------------
 select tests.authenticate_as('hm_sup');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_bob')) $$,
-  '55000', 'this landlord has blocked this phone', 'assigning to a candidate who blocked the phone is refused (55000)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_bob'), 0, 'I insist') $$,
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_bob')) $$), '55000 landlord_blocked_phone', 'assigning to a candidate who blocked the phone is refused (55000)');
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_bob'), 0, 'I insist') $$,
   '55000', null, 'a reason does not override a block (55000)');
 reset role;
 select results_eq(
-  $$ select c.status, c.unread_count from public.whatsapp_conversations c where c.id = tests.hm_conv('hm_bob', '447400500006') $$,
+  $$ select c.status, c.unread_count from public.whatsapp_conversations c where c.id = tests.conversation_id('hm_bob', '447400500006') $$,
   $$ values ('blocked', 0) $$, 'the blocked conversation is untouched');
 select tests.authenticate_as('hm_sup');
-select lives_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_alice')) $$,
+select lives_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P6_A'), tests.get_supabase_uid('hm_alice')) $$,
   'the other candidate can have it');
 reset role;
 
 -- Notifications off: delivered, not notified --------------------------------------------------------
 select tests.authenticate_as('hm_sup');
-select lives_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P1_C'), tests.get_supabase_uid('hm_bob')) $$,
+select lives_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P1_C'), tests.get_supabase_uid('hm_bob')) $$,
   'assign the message held after the pin expired to the other candidate (whose lease still runs)');
 reset role;
 select results_eq(
@@ -447,33 +366,33 @@ select results_eq(
   $$ values ('delivered', tests.get_supabase_uid('hm_bob'), 'b3000000-0030-4000-8000-0000000000b1'::uuid,
              'a3000000-0030-4000-8000-000000000002'::uuid) $$,
   'delivered with that landlord''s own tenant and property');
-select is((select c.unread_count from public.whatsapp_conversations c where c.id = tests.hm_conv('hm_bob', '447400500001')), 2,
+select is((select c.unread_count from public.whatsapp_conversations c where c.id = tests.conversation_id('hm_bob', '447400500001')), 2,
   'his conversation (opened by the message after the lease ended) counts it unread');
-select is_empty($$ select 1 from private.landlord_notifications n where n.message_id = tests.hm_id('wamid.HM_P1_C') $$,
+select is_empty($$ select 1 from private.landlord_notifications n where n.message_id = tests.message_id('wamid.HM_P1_C') $$,
   'a landlord with notifications off gets no notification row');
 
 -- Dismiss ---------------------------------------------------------------------------------------
 select tests.authenticate_as('hm_sup');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P5_A'), null) $$, '22023',
+select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P5_A'), null) $$, '22023',
   'a reason is required to dismiss a message', 'dismiss without a reason is refused (22023)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P5_A'), ' ') $$, '22023', null, 'a blank reason is refused (22023)');
+select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P5_A'), ' ') $$, '22023', null, 'a blank reason is refused (22023)');
 select results_eq(
-  $$ select (r ->> 'message_id')::uuid, r ->> 'routing_status' from public.dismiss_held_message(tests.hm_id('wamid.HM_P5_A'), 'spam') r $$,
-  $$ values (tests.hm_id('wamid.HM_P5_A'), 'dismissed') $$, 'dismiss with a reason');
+  $$ select (r ->> 'message_id')::uuid, r ->> 'routing_status' from public.dismiss_held_message(tests.message_id('wamid.HM_P5_A'), 'spam') r $$,
+  $$ values (tests.message_id('wamid.HM_P5_A'), 'dismissed') $$, 'dismiss with a reason');
 select is_empty($$ select 1 from public.list_held_messages(null, null, 200) l where l.wamid = 'wamid.HM_P5_A' $$,
   'the dismissed message leaves the queue');
 select is_empty($$ select 1 from public.whatsapp_messages m where m.wamid = 'wamid.HM_P5_A' $$,
   'and is no longer readable by support');
 reset role;
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, m.conversation_id, m.routing_metadata ->> 'reason',
-            (m.routing_metadata ->> 'dismissed_by')::uuid, m.routing_metadata ->> 'held_as', m.body
+  $$ select m.routing_status, m.landlord_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'reason',
+            (tests.routing_metadata(m.id) ->> 'dismissed_by')::uuid, tests.routing_metadata(m.id) ->> 'held_as', m.body
      from public.whatsapp_messages m where m.wamid = 'wamid.HM_P5_A' $$,
   $$ values ('dismissed', null::uuid, null::uuid, 'spam', tests.get_supabase_uid('hm_sup'), 'ambiguous', 'Cheap crypto, click here') $$,
   'the message is kept, marked dismissed, with who and why');
 select results_eq(
   $$ select a.actor_id, a.action, a.landlord_id, a.pin_days, a.reason from private.support_audit_log a
-     where a.message_id = tests.hm_id('wamid.HM_P5_A') $$,
+     where a.message_id = tests.message_id('wamid.HM_P5_A') $$,
   $$ values (tests.get_supabase_uid('hm_sup'), 'dismiss', null::uuid, null::int, 'spam') $$, 'the dismissal is audited');
 select tests.authenticate_as('hm_alice');
 select is_empty($$ select 1 from public.whatsapp_messages m where m.wamid = 'wamid.HM_P5_A' $$, 'no landlord sees a dismissed message');
@@ -481,17 +400,16 @@ reset role;
 
 -- Already resolved or unknown: not found ---------------------------------------------------------
 select tests.authenticate_as('hm_sup');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_bob')) $$,
-  'P0002', 'held message not found', 'an assigned message cannot be assigned again (P0002)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P1_A'), 'spam') $$, 'P0002', null,
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P1_A'), tests.get_supabase_uid('hm_bob')) $$), 'P0002 not_found', 'an assigned message cannot be assigned again (P0002)');
+select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P1_A'), 'spam') $$, 'P0002', null,
   'an assigned message cannot be dismissed (P0002)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_id('wamid.HM_P5_A'), 'spam') $$, 'P0002', null,
+select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P5_A'), 'spam') $$, 'P0002', null,
   'a dismissed message cannot be dismissed again (P0002)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P5_A'), tests.get_supabase_uid('hm_alice')) $$, 'P0002', null,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P5_A'), tests.get_supabase_uid('hm_alice')) $$, 'P0002', null,
   'a dismissed message cannot be assigned (P0002)');
-select throws_ok($$ select public.assign_held_message(tests.hm_id('wamid.HM_P7_A'), tests.get_supabase_uid('hm_bob'), 0, 'steal it') $$,
+select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P7_A'), tests.get_supabase_uid('hm_bob'), 0, 'steal it') $$,
   'P0002', null, 'a message the router delivered is not support''s to move (P0002)');
-select throws_ok($$ select public.dismiss_held_message(tests.hm_system_reply('447400500003'), 'x') $$, 'P0002', null,
+select throws_ok($$ select public.dismiss_held_message(tests.system_reply_id('447400500003'), 'x') $$, 'P0002', null,
   'ZenRent''s own outgoing reply is not a held message (P0002)');
 select throws_ok($$ select public.assign_held_message(gen_random_uuid(), tests.get_supabase_uid('hm_alice')) $$, 'P0002', null,
   'an unknown message id is not found (assign, P0002)');
@@ -500,7 +418,7 @@ select throws_ok($$ select public.dismiss_held_message(gen_random_uuid(), 'spam'
 select results_eq(
   $$ select l.wamid from public.list_held_messages() l where l.tenant_phone like '4474005000%' order by l.wamid $$,
   $$ values ('wamid.HM_P3_A'), ('wamid.HM_P4_A') $$, 'what is left in the queue: the unknown sender and the landlord_disabled message');
-select is((public.whatsapp_service_status() ->> 'held')::int, tests.hm_held_count(), 'the status count follows');
+select is((public.whatsapp_service_status() ->> 'held')::int, tests.held_count(), 'the status count follows');
 select ok((public.whatsapp_service_status() ->> 'active_pins')::int >= 1, 'the status counts the active pin');
 reset role;
 

@@ -4,24 +4,24 @@
 -- private.landlord_notifications that a notifier (push, e-mail) claims with
 -- public.claim_landlord_notifications() so nothing is missed while no listener runs.
 -- private.whatsapp_settings.notify_listeners switches the pg_notify off (it serialises commits).
+-- No foreign keys to the message and conversation: a notifier skips notifications whose message
+-- is gone, and two parent-row locks and index inserts per routed message are saved.
 
 create table private.landlord_notifications (
   id bigint generated always as identity primary key,
   landlord_id uuid not null references public.user_profiles (id) on delete cascade,
-  conversation_id uuid not null references public.whatsapp_conversations (id) on delete cascade,
-  message_id uuid not null references public.whatsapp_messages (id) on delete cascade,
+  conversation_id uuid not null,
+  message_id uuid not null,
   created_at timestamptz not null default now(),
   claimed_at timestamptz
 );
 comment on table private.landlord_notifications is 'New inbound messages to notify landlords of; claimed by the notifier.';
 create index landlord_notifications_unclaimed_idx on private.landlord_notifications (id) where claimed_at is null;
 create index landlord_notifications_landlord_id_idx on private.landlord_notifications (landlord_id);
-create index landlord_notifications_conversation_id_idx on private.landlord_notifications (conversation_id);
-create index landlord_notifications_message_id_idx on private.landlord_notifications (message_id);
 alter table private.landlord_notifications enable row level security;
 revoke all on private.landlord_notifications from public, anon, authenticated, service_role;
 
-create or replace function private.trg_notify_landlord()
+create function private.trg_notify_landlord()
 returns trigger
 language plpgsql
 security definer -- writes the private notification queue
@@ -43,13 +43,19 @@ begin
 end
 $$;
 
-revoke execute on function private.trg_notify_landlord() from public;
+comment on function private.trg_notify_landlord() is
+  'Trigger: queue a notification (and pg_notify) for a landlord with notifications on when a tenant message is delivered.';
 
 create trigger whatsapp_messages_notify_landlord after insert on public.whatsapp_messages
   for each row when (new.routing_status = 'delivered' and new.is_from_tenant and new.type <> 'reaction')
   execute function private.trg_notify_landlord();
+-- Delivered after the fact (support assignment) notifies like a routed message; history never does.
+create trigger whatsapp_messages_notify_landlord_on_assign after update of routing_status on public.whatsapp_messages
+  for each row when (old.routing_status is distinct from 'delivered' and new.routing_status = 'delivered'
+                     and new.is_from_tenant and new.type <> 'reaction' and new.user_id is null)
+  execute function private.trg_notify_landlord();
 
-create or replace function public.claim_landlord_notifications(batch_size integer default 100)
+create function public.claim_landlord_notifications(batch_size integer default 100)
 returns table (id bigint, landlord_id uuid, conversation_id uuid, message_id uuid, created_at timestamptz)
 language plpgsql
 security definer -- reads and marks the private notification queue; service_role only
@@ -57,7 +63,7 @@ set search_path = ''
 as $$
 begin
   if batch_size is null or batch_size not between 1 and 1000 then
-    raise exception using errcode = '22023', message = 'batch_size must be between 1 and 1000', hint = 'e.g. 100';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'batch_size must be between 1 and 1000', hint = 'e.g. 100';
   end if;
   return query
   with c as (

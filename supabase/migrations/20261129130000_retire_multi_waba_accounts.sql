@@ -12,13 +12,7 @@ select a.id, a.user_id, a.waba_id, a.phone_number_id, a.display_phone_number, a.
 from public.whatsapp_accounts a
 on conflict (id) do nothing;
 
-insert into archive.multi_waba_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type, body, status,
-                                         sent_at, created_at, updated_at)
-select m.id, m.user_id, m.waba_id, m.wamid, m.from_phone, m.to_phone, m.direction, m.type, m.body, m.status,
-       m.sent_at, m.created_at, m.updated_at
-from public.whatsapp_messages m
-where m.user_id is not null and m.raw is null
-on conflict (id) do nothing;
+select private.archive_multi_waba_messages();
 
 -- 2. Retire the accounts.
 alter table public.whatsapp_accounts drop constraint whatsapp_accounts_status_check;
@@ -38,23 +32,3 @@ revoke insert, update, delete on public.whatsapp_accounts from authenticated;
 
 -- 3. The WABA-specific column leaves the live messages (kept in the archive).
 alter table public.whatsapp_messages drop column waba_id;
-
--- The backfill keeps archiving rows that arrive later, now without the dropped column.
-create or replace function private.archive_multi_waba_messages(ids uuid[])
-returns integer
-language sql
-security invoker
-set search_path = ''
-as $$
-  with archived as (
-    insert into archive.multi_waba_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type, body,
-                                             status, sent_at, created_at, updated_at)
-    select m.id, m.user_id, null, m.wamid, m.from_phone, m.to_phone, m.direction, m.type, m.body, m.status,
-           m.sent_at, m.created_at, m.updated_at
-    from public.whatsapp_messages m
-    where m.id = any (ids) and m.user_id is not null and m.raw is null
-    on conflict (id) do nothing
-    returning 1
-  )
-  select count(*)::integer from archived
-$$;

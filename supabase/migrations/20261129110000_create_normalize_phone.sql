@@ -23,7 +23,7 @@
 --     04921 as "4921 ...") reads as international; people there write the 0.
 --   * An unsupported default_country raises 22023 whatever raw is: it is a configuration error.
 
-create or replace function private.normalize_phone(raw text, default_country text default 'GB')
+create function private.normalize_phone(raw text, default_country text default 'GB')
 returns text
 language plpgsql
 immutable
@@ -57,7 +57,7 @@ begin
   where v.iso2 = country;
   if cc is null then
     raise exception using errcode = '22023',
-      message = format('unsupported default country %L', default_country),
+      message = format('unsupported default country %L', default_country), detail = 'invalid_value',
       hint = 'use an ISO 3166-1 alpha-2 code such as GB, US, BR, MX, AR, IN or DE';
   end if;
 
@@ -136,4 +136,5 @@ comment on function private.normalize_phone(text, text) is
   'National numbers are read in default_country (ISO alpha-2). Null for anything that is not a phone number; '
   '22023 for an unsupported default_country.';
 
-grant execute on function private.normalize_phone(text, text) to service_role;
+-- Called by the tenants trigger, which runs as whoever writes the tenant (security invoker).
+grant execute on function private.normalize_phone(text, text) to authenticated, service_role;

@@ -3,10 +3,10 @@
 -- found", never "forbidden", so they reveal nothing), opted in, not blocked, tenant not opted
 -- out, the 24 h customer service window for free text (templates outside it), WhatsApp's
 -- 4096-character limit, and the "From <name> via ZenRent:" signature on every reply.
--- Errors: 42501 not allowed, P0002 not found, 22023 invalid value, 55000 wrong state.
+-- Errors: SQLSTATE + a stable keyword in detail (docs/errors.md), e.g. 55000 window_closed.
 
 -- The calling landlord's profile, or 42501.
-create or replace function private.current_landlord()
+create function private.current_landlord()
 returns public.user_profiles
 language plpgsql
 stable
@@ -17,11 +17,11 @@ declare
   p public.user_profiles;
 begin
   if (select auth.uid()) is null then
-    raise exception using errcode = '42501', message = 'not signed in', hint = 'call this as an authenticated landlord';
+    raise exception using errcode = '42501', message = 'not signed in', detail = 'not_signed_in', hint = 'call this as an authenticated landlord';
   end if;
   select * into p from public.user_profiles up where up.id = (select auth.uid());
   if p.id is null then
-    raise exception using errcode = '42501', message = 'no landlord profile for this user',
+    raise exception using errcode = '42501', message = 'no landlord profile for this user', detail = 'no_landlord_profile',
       hint = 'create the user_profiles row first';
   end if;
   return p;
@@ -29,7 +29,7 @@ end
 $$;
 
 -- The landlord's own conversation, or P0002 (also when it exists but is someone else's).
-create or replace function private.own_conversation(conversation_id uuid, landlord_id uuid)
+create function private.own_conversation(conversation_id uuid, landlord_id uuid)
 returns public.whatsapp_conversations
 language plpgsql
 stable
@@ -42,57 +42,68 @@ begin
   select * into c from public.whatsapp_conversations cv
     where cv.id = own_conversation.conversation_id and cv.landlord_id = own_conversation.landlord_id;
   if c.id is null then
-    raise exception using errcode = 'P0002', message = 'conversation not found',
+    raise exception using errcode = 'P0002', message = 'conversation not found', detail = 'not_found',
       hint = 'list your conversations with select on whatsapp_conversations';
   end if;
   return c;
 end
 $$;
 
+-- The 24-hour customer service window. Meta's window is per phone; ours is per conversation
+-- (stricter, so never outside Meta's): a landlord may write freely only to a tenant who wrote
+-- to *them* through the central number in the last 24 h. A per-phone window would let a
+-- landlord who added someone else's tenant observe that tenant's activity. Multi-WABA history
+-- (user_id set) does not count: it was another number.
+create function private.service_window_open(conversation_id uuid)
+returns boolean
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select coalesce(max(m.sent_at) > now() - interval '24 hours', false)
+  from public.whatsapp_messages m
+  where m.conversation_id = service_window_open.conversation_id and m.direction = 'incoming' and m.user_id is null
+$$;
+comment on function private.service_window_open(uuid) is
+  'The tenant wrote into this conversation through the central number in the last 24 hours (free text allowed).';
+
 -- The checks every outbound message passes. Window checked only for free text.
-create or replace function private.check_can_send(landlord public.user_profiles, c public.whatsapp_conversations, free_text boolean)
+create function private.check_can_send(landlord public.user_profiles, c public.whatsapp_conversations, free_text boolean)
 returns void
 language plpgsql
 stable
 security invoker
 set search_path = ''
 as $$
-declare
-  last_inbound timestamptz;
 begin
   if not landlord.whatsapp_enabled then
     raise exception using errcode = '55000', message = 'WhatsApp is turned off for this landlord',
-      hint = 'opt in with set_whatsapp_opt_in(true)';
+      detail = 'landlord_not_opted_in', hint = 'opt in with set_whatsapp_opt_in(true)';
   end if;
   if c.status = 'blocked' then
-    raise exception using errcode = '55000', message = 'this conversation is blocked',
+    raise exception using errcode = '55000', message = 'this conversation is blocked', detail = 'conversation_blocked',
       hint = 'unblock it with set_conversation_status(id, ''active'')';
   end if;
   if private.is_opted_out(c.tenant_phone) then
     raise exception using errcode = '55000', message = 'the tenant has opted out of WhatsApp messages (STOP)',
+      detail = 'tenant_opted_out',
       hint = 'the tenant must send START before any message can be sent';
   end if;
-  if free_text then
-    -- Meta's window is per phone; ours is per conversation (stricter, so never outside Meta's):
-    -- a landlord may write freely only to a tenant who wrote to *them* through the central
-    -- number in the last 24 h. A per-phone window would let a landlord who added someone else's
-    -- tenant observe that tenant's activity. Multi-WABA history (no raw element) does not count.
-    select max(m.sent_at) into last_inbound from public.whatsapp_messages m
-      where m.conversation_id = c.id and m.direction = 'incoming' and m.raw is not null;
-    if last_inbound is null or last_inbound < now() - interval '24 hours' then
-      raise exception using errcode = '55000',
+  if free_text and not private.service_window_open(c.id) then
+      raise exception using errcode = '55000', detail = 'window_closed',
         message = 'the 24-hour customer service window for this tenant is closed',
         hint = 'send a template with send_whatsapp_template(); free text is allowed again after the tenant writes';
-    end if;
   end if;
 end
 $$;
 
--- Internal: called only by the security definer RPCs below.
-revoke execute on function private.current_landlord(), private.own_conversation(uuid, uuid),
-  private.check_can_send(public.user_profiles, public.whatsapp_conversations, boolean) from public;
+comment on function private.current_landlord() is 'The calling landlord''s profile; 42501 not_signed_in / no_landlord_profile.';
+comment on function private.own_conversation(uuid, uuid) is 'The landlord''s own conversation; P0002 not_found otherwise (also when it is someone else''s).';
+comment on function private.check_can_send(public.user_profiles, public.whatsapp_conversations, boolean) is
+  'The rules every landlord message passes (55000 landlord_not_opted_in, conversation_blocked, tenant_opted_out, window_closed).';
 
-create or replace function public.set_whatsapp_opt_in(enabled boolean, notifications_enabled boolean default null)
+create function public.set_whatsapp_opt_in(enabled boolean, notifications_enabled boolean default null)
 returns jsonb
 language plpgsql
 security definer -- landlords have no UPDATE privilege on the opt-in columns; this is the only way to change them
@@ -103,7 +114,7 @@ declare
   cancelled int := 0;
 begin
   if enabled is null then
-    raise exception using errcode = '22023', message = 'enabled must be true or false', hint = 'set_whatsapp_opt_in(true)';
+    raise exception using errcode = '22023', message = 'enabled must be true or false', detail = 'invalid_value', hint = 'set_whatsapp_opt_in(true)';
   end if;
   update public.user_profiles up set
     whatsapp_enabled = set_whatsapp_opt_in.enabled,
@@ -127,7 +138,7 @@ comment on function public.set_whatsapp_opt_in(boolean, boolean) is
   'Landlord: opt in to (or out of) the central ZenRent number, and optionally set notifications. '
   'Opting out stops routing to and sending from the landlord at once (queued messages are cancelled).';
 
-create or replace function public.send_whatsapp_message(conversation_id uuid, body text)
+create function public.send_whatsapp_message(conversation_id uuid, body text)
 returns uuid
 language plpgsql
 security definer -- landlords cannot insert messages directly; this enforces the sending rules
@@ -141,10 +152,10 @@ declare
 begin
   -- btrim() strips spaces only: a body of newlines or tabs would send the bare signature.
   if body is null or body !~ '[^[:space:]]' then
-    raise exception using errcode = '22023', message = 'message body is empty', hint = 'write something to send';
+    raise exception using errcode = '22023', message = 'message body is empty', detail = 'empty_body', hint = 'write something to send';
   end if;
   if length(signature) + 1 + length(body) > 4096 then
-    raise exception using errcode = '22023',
+    raise exception using errcode = '22023', detail = 'message_too_long',
       message = format('message is %s characters with the signature; WhatsApp allows 4096', length(signature) + 1 + length(body)),
       hint = 'shorten the message or split it';
   end if;
@@ -162,7 +173,7 @@ comment on function public.send_whatsapp_message(uuid, text) is
   'Landlord: queue a reply in one of their conversations. Sent as "From <name> via ZenRent:" + newline + body. '
   'Refused outside the 24 h window (send a template), when blocked, opted out, or not opted in.';
 
-create or replace function public.send_whatsapp_template(conversation_id uuid, template_name text, language text, parameters jsonb default '[]')
+create function public.send_whatsapp_template(conversation_id uuid, template_name text, language text, parameters jsonb default '[]')
 returns uuid
 language plpgsql
 security definer -- landlords cannot insert messages directly; this enforces the sending rules
@@ -177,15 +188,15 @@ declare
 begin
   -- Meta allows up to 512 characters; PostgreSQL regexes cap a bound at 255, so length is checked apart.
   if template_name is null or template_name !~ '^[a-z0-9_]+$' or length(template_name) > 512 then
-    raise exception using errcode = '22023', message = format('invalid template name %L', template_name),
+    raise exception using errcode = '22023', message = format('invalid template name %L', template_name), detail = 'invalid_value',
       hint = 'template names are lowercase letters, digits and underscores, as approved in WhatsApp Manager';
   end if;
   if language is null or language !~ '^[a-z]{2,3}(_[A-Z]{2})?$' then
-    raise exception using errcode = '22023', message = format('invalid template language %L', language),
+    raise exception using errcode = '22023', message = format('invalid template language %L', language), detail = 'invalid_value',
       hint = 'e.g. en, en_GB, pt_BR';
   end if;
   if jsonb_typeof(params) <> 'array' or exists (select 1 from jsonb_array_elements(params) p where jsonb_typeof(p) <> 'string') then
-    raise exception using errcode = '22023', message = 'template parameters must be a JSON array of strings',
+    raise exception using errcode = '22023', message = 'template parameters must be a JSON array of strings', detail = 'invalid_value',
       hint = 'e.g. ["Flat 2", "Thursday"]; the landlord name is added as the first parameter';
   end if;
   perform private.check_can_send(me, c, false);
@@ -209,7 +220,7 @@ $$;
 comment on function public.send_whatsapp_template(uuid, text, text, jsonb) is
   'Landlord: queue an approved template (allowed outside the 24 h window). The landlord''s name is the first body parameter.';
 
-create or replace function public.start_whatsapp_conversation(tenant_id uuid)
+create function public.start_whatsapp_conversation(tenant_id uuid)
 returns uuid
 language plpgsql
 security definer -- creates a conversation row, which landlords cannot insert directly
@@ -223,20 +234,20 @@ declare
 begin
   select * into t from public.tenants tn where tn.id = start_whatsapp_conversation.tenant_id and tn.user_id = me.id;
   if t.id is null then
-    raise exception using errcode = 'P0002', message = 'tenant not found', hint = 'pass one of your tenants';
+    raise exception using errcode = 'P0002', message = 'tenant not found', detail = 'not_found', hint = 'pass one of your tenants';
   end if;
   select l.property_id into prop from public.leases l
     where l.tenant_id = t.id and l.status = 'active' order by l.start_date desc limit 1;
   if prop is null then
-    raise exception using errcode = '55000', message = 'the tenant has no active lease',
+    raise exception using errcode = '55000', message = 'the tenant has no active lease', detail = 'no_active_lease',
       hint = 'conversations are for tenants with an active lease';
   end if;
   if t.phone_e164 is null then
-    raise exception using errcode = '22023', message = 'the tenant has no valid phone number',
+    raise exception using errcode = '22023', message = 'the tenant has no valid phone number', detail = 'invalid_phone',
       hint = 'set tenants.phone to a number WhatsApp can reach, e.g. +44 7700 900123';
   end if;
   if not me.whatsapp_enabled then
-    raise exception using errcode = '55000', message = 'WhatsApp is turned off for this landlord',
+    raise exception using errcode = '55000', message = 'WhatsApp is turned off for this landlord', detail = 'landlord_not_opted_in',
       hint = 'opt in with set_whatsapp_opt_in(true)';
   end if;
   insert into public.whatsapp_conversations as cv (landlord_id, tenant_id, tenant_phone, property_id)
@@ -249,7 +260,7 @@ $$;
 comment on function public.start_whatsapp_conversation(uuid) is
   'Landlord: open (or find) the conversation with one of their tenants with an active lease. Returns its id.';
 
-create or replace function public.mark_conversation_read(conversation_id uuid)
+create function public.mark_conversation_read(conversation_id uuid)
 returns void
 language plpgsql
 security definer -- landlords cannot update conversations directly
@@ -264,7 +275,7 @@ end
 $$;
 comment on function public.mark_conversation_read(uuid) is 'Landlord: set a conversation''s unread count to zero.';
 
-create or replace function public.set_conversation_status(conversation_id uuid, status text)
+create function public.set_conversation_status(conversation_id uuid, status text)
 returns void
 language plpgsql
 security definer -- landlords cannot update conversations directly
@@ -275,7 +286,7 @@ declare
   c public.whatsapp_conversations := private.own_conversation(conversation_id, me.id);
 begin
   if status is null or status not in ('active', 'archived', 'blocked') then
-    raise exception using errcode = '22023', message = format('invalid conversation status %L', status),
+    raise exception using errcode = '22023', message = format('invalid conversation status %L', status), detail = 'invalid_value',
       hint = 'one of active, archived, blocked';
   end if;
   update public.whatsapp_conversations cv set status = set_conversation_status.status where cv.id = c.id;

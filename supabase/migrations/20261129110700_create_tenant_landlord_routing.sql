@@ -42,7 +42,7 @@ revoke all on private.tenant_landlord_routing_source from public, anon, authenti
 -- Re-derive the rows of one key from the defining query. plpgsql, not sql: PostgreSQL 15 plans a
 -- SQL function's statements again on every call (~1-2 ms of catalog work for a 0.05 ms change);
 -- plpgsql keeps the plans for the session (docs/benchmarks.md, routing upkeep).
-create or replace function private.routing_sync_lease(lease_id uuid)
+create function private.routing_sync_lease(lease_id uuid)
 returns void
 language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a lease
@@ -55,7 +55,7 @@ begin
 end
 $$;
 
-create or replace function private.routing_sync_tenant(tenant_id uuid)
+create function private.routing_sync_tenant(tenant_id uuid)
 returns void
 language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a tenant
@@ -68,7 +68,7 @@ begin
 end
 $$;
 
-create or replace function private.routing_sync_property(property_id uuid)
+create function private.routing_sync_property(property_id uuid)
 returns void
 language plpgsql
 security definer -- writes the private routing table on behalf of whoever changed a property
@@ -82,7 +82,7 @@ end
 $$;
 
 -- Trigger functions: the cheapest exact update for each kind of change.
-create or replace function private.trg_routing_leases()
+create function private.trg_routing_leases()
 returns trigger
 language plpgsql
 security definer -- writes the private routing table
@@ -99,7 +99,7 @@ begin
 end
 $$;
 
-create or replace function private.trg_routing_tenants()
+create function private.trg_routing_tenants()
 returns trigger
 language plpgsql
 security definer -- writes the private routing table
@@ -126,7 +126,7 @@ begin
 end
 $$;
 
-create or replace function private.trg_routing_properties()
+create function private.trg_routing_properties()
 returns trigger
 language plpgsql
 security definer -- writes the private routing table
@@ -145,7 +145,7 @@ begin
 end
 $$;
 
-create or replace function private.trg_routing_user_profiles()
+create function private.trg_routing_user_profiles()
 returns trigger
 language plpgsql
 security definer -- writes the private routing table
@@ -159,6 +159,14 @@ begin
 end
 $$;
 
+comment on function private.routing_sync_lease(uuid) is 'Re-derive the routing rows of one lease from the defining query.';
+comment on function private.routing_sync_tenant(uuid) is 'Re-derive the routing rows of one tenant from the defining query.';
+comment on function private.routing_sync_property(uuid) is 'Re-derive the routing rows of one property from the defining query.';
+comment on function private.trg_routing_leases() is 'Trigger: keep the routing table exact after a lease change.';
+comment on function private.trg_routing_tenants() is 'Trigger: keep the routing table exact after a tenant change.';
+comment on function private.trg_routing_properties() is 'Trigger: keep the routing table exact after a property change.';
+comment on function private.trg_routing_user_profiles() is 'Trigger: keep landlord name and opt-in in the routing table current.';
+
 create trigger leases_routing after insert or delete or update of tenant_id, property_id, status, start_date, id
   on public.leases for each row execute function private.trg_routing_leases();
 create trigger tenants_routing after delete or update of phone, phone_e164, name, user_id, id
@@ -170,8 +178,8 @@ create trigger user_profiles_routing after update of full_name, whatsapp_enabled
   when (old.full_name is distinct from new.full_name or old.whatsapp_enabled is distinct from new.whatsapp_enabled)
   execute function private.trg_routing_user_profiles();
 
--- Repair: rebuild from the defining query.
-create or replace function public.refresh_tenant_landlord_routing()
+-- Repair: rebuild from the defining query. The next migration fills the table.
+create function public.refresh_tenant_landlord_routing()
 returns integer
 language plpgsql
 security definer -- rewrites the private routing table; service_role only
@@ -180,10 +188,16 @@ as $$
 declare
   n integer;
 begin
+  -- Rows that differ from the defining query go, missing ones come: a repair touches only what
+  -- is wrong (and no unqualified DELETE, which hosted Supabase's pg-safeupdate refuses).
+  -- EXCLUSIVE: routers keep reading while it runs; writers wait.
   lock table private.tenant_landlord_routing in exclusive mode;
-  delete from private.tenant_landlord_routing;
-  insert into private.tenant_landlord_routing select * from private.tenant_landlord_routing_source;
-  get diagnostics n = row_count;
+  delete from private.tenant_landlord_routing r
+  where r.lease_id in (select x.lease_id from (select * from private.tenant_landlord_routing
+                                               except select * from private.tenant_landlord_routing_source) x);
+  insert into private.tenant_landlord_routing
+    select * from private.tenant_landlord_routing_source except select * from private.tenant_landlord_routing;
+  select count(*) into n from private.tenant_landlord_routing;
   return n;
 end
 $$;
@@ -193,7 +207,7 @@ revoke execute on function public.refresh_tenant_landlord_routing() from public,
 grant execute on function public.refresh_tenant_landlord_routing() to service_role;
 
 -- TRUNCATE fires no row triggers: rebuild after one.
-create or replace function private.trg_routing_rebuild()
+create function private.trg_routing_rebuild()
 returns trigger
 language plpgsql
 security definer -- rewrites the private routing table
@@ -205,6 +219,8 @@ begin
 end
 $$;
 
+comment on function private.trg_routing_rebuild() is 'Trigger: rebuild the routing table after a TRUNCATE of a table it derives from.';
+
 create trigger leases_routing_truncate after truncate on public.leases
   for each statement execute function private.trg_routing_rebuild();
 create trigger tenants_routing_truncate after truncate on public.tenants
@@ -214,4 +230,3 @@ create trigger properties_routing_truncate after truncate on public.properties
 create trigger user_profiles_routing_truncate after truncate on public.user_profiles
   for each statement execute function private.trg_routing_rebuild();
 
-select public.refresh_tenant_landlord_routing();

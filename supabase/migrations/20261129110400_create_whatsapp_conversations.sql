@@ -1,7 +1,7 @@
 -- Why: with one central number, a landlord's inbox is a list of conversations, one per
 -- (landlord, tenant phone). Several properties of the same landlord share one conversation.
 -- Counters (unread_count, last_message_at, last_inbound_at, preview) are kept by a trigger on
--- whatsapp_messages (next migration). Landlords read their own; writes go through RPCs only.
+-- whatsapp_messages (next migration). Landlords read their own; every write goes through RPCs.
 
 create table public.whatsapp_conversations (
   id uuid primary key default gen_random_uuid(),
@@ -20,15 +20,15 @@ create table public.whatsapp_conversations (
   constraint whatsapp_conversations_inbound_not_after_last check (last_inbound_at is null or last_inbound_at <= last_message_at)
 );
 comment on table public.whatsapp_conversations is 'A landlord''s WhatsApp conversation with one tenant phone through the central ZenRent number.';
-comment on column public.whatsapp_conversations.last_inbound_at is 'Last message from the tenant: opens the 24 h customer service window.';
+comment on column public.whatsapp_conversations.last_inbound_at is 'Last message from the tenant (multi-WABA history included).';
 comment on column public.whatsapp_conversations.last_message_preview is 'Short preview of the latest message for the inbox list (no signature prefix).';
 
--- Inbox: a landlord's conversations by recency (keyset on last_message_at, id).
+-- Inbox: a landlord's conversations by recency (keyset on last_message_at, id). Lookups by phone
+-- go through the unique (landlord_id, tenant_phone) key.
 create index whatsapp_conversations_inbox_idx
   on public.whatsapp_conversations (landlord_id, last_message_at desc nulls last, id desc);
 create index whatsapp_conversations_unread_idx
   on public.whatsapp_conversations (landlord_id) where unread_count > 0;
-create index whatsapp_conversations_tenant_phone_idx on public.whatsapp_conversations (tenant_phone);
 create index whatsapp_conversations_tenant_id_idx on public.whatsapp_conversations (tenant_id);
 create index whatsapp_conversations_property_id_idx on public.whatsapp_conversations (property_id);
 

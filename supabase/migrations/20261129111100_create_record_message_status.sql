@@ -3,7 +3,7 @@
 -- records Meta's code and title, and a status for a wamid we do not know yet (the sender has
 -- not recorded it) is kept and applied when the wamid appears.
 
-create or replace function private.status_rank(status text)
+create function private.status_rank(status text)
 returns numeric
 language sql
 immutable
@@ -32,7 +32,7 @@ revoke all on private.pending_message_statuses from public, anon, authenticated,
 
 -- Apply one status to the message with this wamid. Returns false when no such message exists.
 -- A status heard before (Meta redelivers webhooks) writes nothing, not even status_updated_at.
-create or replace function private.apply_message_status(wamid text, status text, at timestamptz, errors jsonb)
+create function private.apply_message_status(wamid text, status text, at timestamptz, errors jsonb)
 returns boolean
 language plpgsql
 security invoker
@@ -80,8 +80,11 @@ begin
 end
 $$;
 
+comment on function private.apply_message_status(text, text, timestamptz, jsonb) is
+  'Apply one delivery status to the outbound message with this wamid, never backwards; false when there is none.';
+
 -- Called when an outbound message gets its wamid: statuses that arrived first are applied now.
-create or replace function private.apply_pending_statuses(wamid text)
+create function private.apply_pending_statuses(wamid text)
 returns integer
 language plpgsql
 security invoker
@@ -100,7 +103,9 @@ begin
 end
 $$;
 
-create or replace function public.record_message_status(wamid text, status text, at timestamptz, errors jsonb default null)
+comment on function private.apply_pending_statuses(text) is 'Apply and remove the statuses that arrived before this wamid was recorded.';
+
+create function public.record_message_status(wamid text, status text, at timestamptz, errors jsonb default null)
 returns jsonb
 language plpgsql
 security definer -- webhook-facing: updates any landlord's message and a private table; service_role only
@@ -108,18 +113,18 @@ set search_path = ''
 as $$
 begin
   if nullif(btrim(wamid), '') is null then
-    raise exception using errcode = '22023', message = 'status without a message id',
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'status without a message id',
       hint = 'pass value.statuses[].id';
   end if;
   if status is null or status not in ('sent', 'delivered', 'read', 'failed') then
-    raise exception using errcode = '22023', message = format('unknown message status %L', status),
+    raise exception using errcode = '22023', detail = 'invalid_value', message = format('unknown message status %L', status),
       hint = 'one of sent, delivered, read, failed';
   end if;
   if at is null then
-    raise exception using errcode = '22023', message = 'status without a timestamp', hint = 'pass value.statuses[].timestamp';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'status without a timestamp', hint = 'pass value.statuses[].timestamp';
   end if;
   if errors is not null and jsonb_typeof(errors) <> 'array' then
-    raise exception using errcode = '22023', message = 'errors must be a JSON array', hint = 'pass value.statuses[].errors';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'errors must be a JSON array', hint = 'pass value.statuses[].errors';
   end if;
   if private.apply_message_status(wamid, status, at, errors) then
     return jsonb_build_object('wamid', wamid, 'status', status, 'applied', true, 'pending', false);

@@ -19,10 +19,11 @@
 --   * a reply's reply_to_message_id only ever points at the chosen landlord's own message;
 --   * race-safety relies on READ COMMITTED (the default and what PostgREST uses);
 --   * the chosen landlord not opted in -> landlord_disabled; every candidate blocked -> blocked;
---   * STOP / UNSUBSCRIBE and START change the phone's consent, acknowledged once per change.
+--   * STOP / UNSUBSCRIBE and START change the phone's consent, acknowledged once per change;
+--   * the decision and Meta's raw element go to private.whatsapp_message_details.
 
 -- What a message says, by type: text body, media, reply context, preview.
-create or replace function private.parse_message_content(message jsonb)
+create function private.parse_message_content(message jsonb)
 returns table (type text, body text, media_id text, media_mime_type text, media_sha256 text,
                media_caption text, media_filename text, reply_to_wamid text)
 language plpgsql
@@ -40,13 +41,13 @@ begin
     when 'text' then
       body := message -> 'text' ->> 'body';
       if body is null then
-        raise exception using errcode = '22023', message = 'text message without text.body',
+        raise exception using errcode = '22023', message = 'text message without text.body', detail = 'invalid_value',
           hint = format('message %s', message ->> 'id');
       end if;
     when 'image', 'audio', 'video', 'document', 'sticker' then
       m := message -> t;
       if m is null or m ->> 'id' is null then
-        raise exception using errcode = '22023', message = format('%s message without %s.id', t, t),
+        raise exception using errcode = '22023', message = format('%s message without %s.id', t, t), detail = 'invalid_value',
           hint = 'media messages carry the media id to download';
       end if;
       media_id := m ->> 'id';
@@ -81,8 +82,10 @@ begin
   return next;
 end
 $$;
+comment on function private.parse_message_content(jsonb) is
+  'What a Cloud API message says, by type: text body, media fields, reply context (22023 when a required part is missing).';
 
-create or replace function private.route_result(m public.whatsapp_messages, duplicate boolean)
+create function private.route_result(m public.whatsapp_messages, duplicate boolean)
 returns jsonb
 language sql
 immutable
@@ -93,8 +96,9 @@ as $$
                             'landlord_id', m.landlord_id, 'tenant_id', m.tenant_id,
                             'conversation_id', m.conversation_id, 'duplicate', duplicate)
 $$;
+comment on function private.route_result(public.whatsapp_messages, boolean) is 'The JSON route_inbound_message returns for a stored message.';
 
-create or replace function public.route_inbound_message(message jsonb, contact jsonb default null, metadata jsonb default null)
+create function public.route_inbound_message(message jsonb, contact jsonb default null, metadata jsonb default null)
 returns jsonb
 language plpgsql
 security definer -- webhook-facing: reads the private routing table and files messages for any landlord; service_role only
@@ -124,25 +128,25 @@ declare
 begin
   -- 1. Shape.
   if message is null or jsonb_typeof(message) <> 'object' then
-    raise exception using errcode = '22023', message = 'message must be a JSON object',
+    raise exception using errcode = '22023', message = 'message must be a JSON object', detail = 'invalid_value',
       hint = 'pass one element of the webhook''s value.messages[] array';
   end if;
   v_wamid := nullif(btrim(message ->> 'id'), '');
   if v_wamid is null then
-    raise exception using errcode = '22023', message = 'message has no id (wamid)',
+    raise exception using errcode = '22023', message = 'message has no id (wamid)', detail = 'invalid_value',
       hint = 'pass one element of the webhook''s value.messages[] array';
   end if;
   v_from := message ->> 'from';
   if v_from is null or v_from !~ '^[0-9]{6,15}$' then
-    raise exception using errcode = '22023', message = format('message %s has no valid from', v_wamid),
+    raise exception using errcode = '22023', message = format('message %s has no valid from', v_wamid), detail = 'invalid_value',
       hint = 'from is the sender''s phone in international digits, as WhatsApp sends it';
   end if;
   if message ->> 'type' is null then
-    raise exception using errcode = '22023', message = format('message %s has no type', v_wamid),
+    raise exception using errcode = '22023', message = format('message %s has no type', v_wamid), detail = 'invalid_value',
       hint = 'Cloud API messages always carry a type';
   end if;
   if message ->> 'timestamp' is not null and message ->> 'timestamp' !~ '^[0-9]{1,12}$' then
-    raise exception using errcode = '22023', message = format('message %s has an invalid timestamp', v_wamid),
+    raise exception using errcode = '22023', message = format('message %s has an invalid timestamp', v_wamid), detail = 'invalid_value',
       hint = 'timestamp is Unix seconds';
   end if;
   v_at := coalesce(to_timestamp((message ->> 'timestamp')::bigint), now());
@@ -158,7 +162,7 @@ begin
   select * into cfg from private.whatsapp_settings;
   v_phone := private.normalize_phone('+' || v_from, cfg.default_country);
   if v_phone is null then
-    raise exception using errcode = '22023', message = format('message %s: from %s is not a phone number', v_wamid, v_from),
+    raise exception using errcode = '22023', message = format('message %s: from %s is not a phone number', v_wamid, v_from), detail = 'invalid_value',
       hint = 'from is the sender''s phone in international digits';
   end if;
 
@@ -273,7 +277,7 @@ begin
   insert into public.whatsapp_messages (
     wamid, direction, is_from_tenant, type, body, media_id, media_mime_type, media_sha256, media_caption,
     media_filename, reply_to_wamid, reply_to_message_id, from_phone, to_phone, tenant_phone, contact_name,
-    landlord_id, tenant_id, property_id, conversation_id, routing_status, routing_metadata, status, sent_at, raw)
+    landlord_id, tenant_id, property_id, conversation_id, routing_status, status, sent_at)
   values (
     v_wamid, 'incoming', true, c.type, c.body, c.media_id, c.media_mime_type, c.media_sha256, c.media_caption,
     c.media_filename, c.reply_to_wamid,
@@ -281,12 +285,14 @@ begin
     v_from, coalesce(metadata ->> 'display_phone_number', cfg.display_phone_number), v_phone,
     contact -> 'profile' ->> 'name',
     chosen, (chosen_row ->> 'tenant_id')::uuid, (chosen_row ->> 'property_id')::uuid, v_conversation, v_status,
-    jsonb_strip_nulls(jsonb_build_object(
-      'rule', rule, 'candidates', candidates, 'consent', consent,
-      'original_type', case when c.type <> message ->> 'type' then message ->> 'type' end,
-      'phone_number_id', metadata ->> 'phone_number_id')),
-    'received', v_at, message)
+    'received', v_at)
   returning * into inserted;
+  insert into private.whatsapp_message_details (message_id, routing_metadata, raw)
+  values (inserted.id, jsonb_strip_nulls(jsonb_build_object(
+            'rule', rule, 'candidates', candidates, 'consent', consent,
+            'original_type', case when c.type <> message ->> 'type' then message ->> 'type' end,
+            'phone_number_id', metadata ->> 'phone_number_id')),
+          message);
 
   -- 7. ZenRent's own replies, at most once per phone per day.
   if v_status = 'unknown_sender' and consent is null then

@@ -29,31 +29,13 @@ begin
   return new;
 end
 $$;
+comment on function private.trg_set_updated_at() is
+  'Shared trigger: keeps updated_at at the time of the last update (not while zenrent.preserve_updated_at is on: backfills).';
 
 create index whatsapp_messages_backfill_pending_idx on public.whatsapp_messages (id)
   where landlord_id is null and user_id is not null;
 
--- Copy multi-WABA rows to the archive, exactly as they are, unless already there.
-create or replace function private.archive_multi_waba_messages(ids uuid[])
-returns integer
-language sql
-security invoker
-set search_path = ''
-as $$
-  with archived as (
-    insert into archive.multi_waba_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type, body,
-                                             status, sent_at, created_at, updated_at)
-    select m.id, m.user_id, m.waba_id, m.wamid, m.from_phone, m.to_phone, m.direction, m.type, m.body, m.status,
-           m.sent_at, m.created_at, m.updated_at
-    from public.whatsapp_messages m
-    where m.id = any (ids) and m.user_id is not null and m.raw is null
-    on conflict (id) do nothing
-    returning 1
-  )
-  select count(*)::integer from archived
-$$;
-
-create or replace function public.backfill_multi_waba_history(batch_size integer default 2000)
+create function public.backfill_multi_waba_history(batch_size integer default 2000)
 returns jsonb
 language plpgsql
 security definer -- rewrites every landlord's history and the archive; service_role only
@@ -70,7 +52,7 @@ declare
   n_archived integer;
 begin
   if batch_size is null or batch_size not between 1 and 50000 then
-    raise exception using errcode = '22023', message = 'batch_size must be between 1 and 50000', hint = 'e.g. 2000';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'batch_size must be between 1 and 50000', hint = 'e.g. 2000';
   end if;
   perform set_config('zenrent.preserve_updated_at', 'on', true);
 
@@ -143,19 +125,25 @@ begin
       conversation_id = cv.id,
       outbound_kind = case when d.direction = 'outgoing' then case when d.type = 'template' then 'template' else 'text' end end,
       routing_status = case when d.n_tenants = 0 then 'unknown_sender'
-                            when d.direction = 'incoming' then 'delivered' else 'outbound' end,
-      routing_metadata = m.routing_metadata || jsonb_strip_nulls(jsonb_build_object(
-        'source', 'multi_waba_backfill',
-        'rule', case when d.n_tenants = 0 then 'no_tenant_with_phone'
-                     when d.n_tenants = 1 then 'tenant_phone'
-                     when d.tenant_id is not null then 'lease_active_at_message_time'
-                     else 'ambiguous_tenant' end,
-        'tenant_candidates', case when d.n_tenants > 1 then d.tenant_ids end,
-        'phone_unparseable', case when d.phone is null then true end))
+                            when d.direction = 'incoming' then 'delivered' else 'outbound' end
     from decision d
     left join conversation cv on cv.landlord_id = d.user_id and cv.tenant_phone = d.phone and d.n_tenants > 0
     where m.id = d.id
-    returning m.id, m.conversation_id, m.routing_status, m.routing_metadata ->> 'rule' as rule
+    returning m.id, m.conversation_id, m.routing_status,
+              case when d.n_tenants = 0 then 'no_tenant_with_phone'
+                   when d.n_tenants = 1 then 'tenant_phone'
+                   when d.tenant_id is not null then 'lease_active_at_message_time'
+                   else 'ambiguous_tenant' end as rule,
+              case when d.n_tenants > 1 then d.tenant_ids end as tenant_candidates,
+              d.phone is null as phone_unparseable
+  ),
+  details as (
+    insert into private.whatsapp_message_details as x (message_id, routing_metadata)
+    select u.id, jsonb_strip_nulls(jsonb_build_object(
+             'source', 'multi_waba_backfill', 'rule', u.rule, 'tenant_candidates', u.tenant_candidates,
+             'phone_unparseable', case when u.phone_unparseable then true end))
+    from updated u
+    on conflict (message_id) do update set routing_metadata = x.routing_metadata || excluded.routing_metadata
   )
   select jsonb_build_object(
            'seen', (select count(*) from updated),
@@ -215,7 +203,7 @@ comment on function public.backfill_multi_waba_history(integer) is
   'remaining = 0). Returns counts for the batch: seen, archived, matched, unmatched, ambiguous, conversations_created, '
   'remaining (pending rows left, counted up to 10 x batch_size; 0 means done).';
 
-create or replace function public.multi_waba_migration_report()
+create function public.multi_waba_migration_report()
 returns jsonb
 language sql
 stable
@@ -227,10 +215,11 @@ as $$
     'pending', count(*) filter (where m.landlord_id is null),
     'matched', count(*) filter (where m.routing_status in ('delivered', 'outbound')),
     'unmatched', count(*) filter (where m.routing_status = 'unknown_sender'),
-    'ambiguous', count(*) filter (where m.routing_metadata ->> 'rule' = 'ambiguous_tenant'),
+    'ambiguous', count(*) filter (where d.routing_metadata ->> 'rule' = 'ambiguous_tenant'),
     'conversations', count(distinct m.conversation_id),
     'archived', (select count(*) from archive.multi_waba_messages))
   from public.whatsapp_messages m
+  left join private.whatsapp_message_details d on d.message_id = m.id
   where m.user_id is not null
 $$;
 comment on function public.multi_waba_migration_report() is
@@ -239,7 +228,7 @@ comment on function public.multi_waba_migration_report() is
 -- Archive and live rows must match, per landlord: counts and a checksum of the content
 -- (every archived column but waba_id, which phase 3 drops, and updated_at). Each row is hashed
 -- as a row value, whose text keeps null apart from '' and every column in its own place.
-create or replace function public.reconcile_multi_waba_archive()
+create function public.reconcile_multi_waba_archive()
 returns table (landlord_id uuid, archived bigint, live bigint, archive_checksum text, live_checksum text, matches boolean)
 language sql
 stable

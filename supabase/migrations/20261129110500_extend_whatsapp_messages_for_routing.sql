@@ -1,8 +1,10 @@
 -- Why: phase 2 schema. Messages of the central number carry the landlord, tenant, property and
--- conversation they were routed to, the routing decision, and everything a real inbox needs:
--- type, text, media (id, mime, sha256, caption, filename), reply context, delivery status with
--- timestamps, errors, and the raw element Meta sent (so nothing is ever lost). Outbound messages
--- are queued here too (status 'queued'). waba_id stays until the phase-3 cleanup.
+-- conversation they were routed to and everything a real inbox needs: type, text, media (id,
+-- mime, sha256, caption, filename), reply context, delivery status with timestamps and errors.
+-- Outbound messages are queued here too (status 'queued'). What landlords must not see — the
+-- routing decision naming other candidate landlords and the raw element Meta sent — lives in
+-- private.whatsapp_message_details (next migration), so landlords may `select *` here.
+-- user_id stays the multi-WABA owner: it is null on every message of the central number.
 
 alter table public.whatsapp_messages
   alter column user_id drop not null,
@@ -13,9 +15,8 @@ alter table public.whatsapp_messages
   add column tenant_phone text check (tenant_phone ~ '^[1-9][0-9]{7,14}$'),
   add column is_from_tenant boolean,
   add column landlord_signature text,
-  add column routing_status text check (routing_status in
-    ('delivered', 'ambiguous', 'unknown_sender', 'landlord_disabled', 'blocked', 'outbound', 'system')),
-  add column routing_metadata jsonb not null default '{}',
+  add column routing_status text constraint whatsapp_messages_routing_status_check check (routing_status in
+    ('delivered', 'ambiguous', 'unknown_sender', 'landlord_disabled', 'blocked', 'outbound', 'system', 'dismissed')),
   add column media_id text,
   add column media_mime_type text,
   add column media_sha256 text,
@@ -24,7 +25,6 @@ alter table public.whatsapp_messages
   add column reply_to_wamid text,
   add column reply_to_message_id uuid references public.whatsapp_messages (id) on delete set null,
   add column contact_name text,
-  add column raw jsonb,
   add column outbound_kind text check (outbound_kind in ('text', 'template')),
   add column template jsonb,
   add column attempt_count integer not null default 0 check (attempt_count >= 0),
@@ -36,7 +36,11 @@ alter table public.whatsapp_messages
   add column status_updated_at timestamptz,
   add column error_code integer,
   add column error_title text,
-  add column error_details jsonb;
+  add column error_details jsonb,
+  -- The one definition of "held": stored by the router, visible to no landlord, waiting for support.
+  add column is_held boolean not null generated always as (
+    direction = 'incoming' and landlord_id is null
+    and coalesce(routing_status in ('ambiguous', 'unknown_sender', 'landlord_disabled'), false)) stored;
 
 alter table public.whatsapp_messages
   add constraint whatsapp_messages_type_check check (type in
@@ -49,32 +53,34 @@ alter table public.whatsapp_messages
   add constraint whatsapp_messages_delivered_has_landlord check (
     routing_status is distinct from 'delivered' or (landlord_id is not null and conversation_id is not null));
 
+comment on column public.whatsapp_messages.user_id is 'Multi-WABA owner of a history message; null for every message of the central number.';
 comment on column public.whatsapp_messages.wamid is 'WhatsApp message id: the idempotency key of webhook delivery.';
 comment on column public.whatsapp_messages.landlord_id is 'Landlord the message belongs to; null while held (ambiguous, unknown_sender, ...).';
 comment on column public.whatsapp_messages.routing_status is 'Routing decision for inbound messages; outbound/system for messages we send.';
-comment on column public.whatsapp_messages.routing_metadata is 'Why: candidates considered and the rule applied.';
 comment on column public.whatsapp_messages.landlord_signature is 'Prefix sent before body ("From <name> via ZenRent:"); body holds the landlord''s own text.';
-comment on column public.whatsapp_messages.raw is 'The message element exactly as Meta sent it.';
+comment on column public.whatsapp_messages.is_held is 'Inbound, routed to no landlord, waiting for support (ambiguous, unknown_sender, landlord_disabled).';
 
 -- Inbox: a conversation's messages by time (keyset on sent_at, id).
 create index whatsapp_messages_conversation_idx on public.whatsapp_messages (conversation_id, sent_at desc, id desc);
 create index whatsapp_messages_landlord_id_idx on public.whatsapp_messages (landlord_id);
-create index whatsapp_messages_tenant_id_idx on public.whatsapp_messages (tenant_id);
-create index whatsapp_messages_property_id_idx on public.whatsapp_messages (property_id);
-create index whatsapp_messages_reply_to_message_id_idx on public.whatsapp_messages (reply_to_message_id);
+-- Foreign keys that are null on many rows: partial indexes still serve them ("= x" implies "is not null").
+create index whatsapp_messages_tenant_id_idx on public.whatsapp_messages (tenant_id) where tenant_id is not null;
+create index whatsapp_messages_property_id_idx on public.whatsapp_messages (property_id) where property_id is not null;
+create index whatsapp_messages_reply_to_message_id_idx on public.whatsapp_messages (reply_to_message_id)
+  where reply_to_message_id is not null;
 -- Recent outbound messages to a phone (routing's "recent outbound" rule).
 create index whatsapp_messages_outbound_phone_idx on public.whatsapp_messages (tenant_phone, sent_at desc)
   where direction = 'outgoing';
--- The outbound queue.
-create index whatsapp_messages_queue_idx on public.whatsapp_messages (next_attempt_at nulls first, created_at)
-  where status = 'queued';
-create index whatsapp_messages_sending_idx on public.whatsapp_messages (claimed_at) where status = 'sending';
--- Held messages (support queue).
-create index whatsapp_messages_held_idx on public.whatsapp_messages (routing_status, created_at desc)
-  where landlord_id is null and direction = 'incoming';
+-- Time-window counts (status page, metrics) only: BRIN, not B-tree, on the hot insert path.
+create index whatsapp_messages_created_at_brin on public.whatsapp_messages using brin (created_at);
+-- The baseline's (user_id, sent_at) index serves only multi-WABA history: central-number rows
+-- (user_id null) need not be in it.
+drop index public.whatsapp_messages_user_id_sent_at_idx;
+create index whatsapp_messages_user_id_sent_at_idx on public.whatsapp_messages (user_id, sent_at desc)
+  where user_id is not null;
 
 -- Conversation counters follow the messages, in the same transaction.
-create or replace function private.trg_bump_conversation()
+create function private.trg_bump_conversation()
 returns trigger
 language plpgsql
 security definer -- updates counters of a conversation the writer may not be allowed to update directly
@@ -101,13 +107,20 @@ begin
   return null;
 end
 $$;
+comment on function private.trg_bump_conversation() is
+  'Trigger: a message filed into a conversation bumps its unread count, last times, preview, and reopens it if archived.';
 
 create trigger whatsapp_messages_bump_conversation after insert on public.whatsapp_messages
   for each row when (new.conversation_id is not null)
   execute function private.trg_bump_conversation();
+-- A message delivered after the fact (support assignment) counts like a routed one. Backfilled
+-- multi-WABA history (user_id set) never bumps: the backfill sets counters from history itself.
+create trigger whatsapp_messages_bump_conversation_on_assign after update of conversation_id on public.whatsapp_messages
+  for each row when (old.conversation_id is null and new.conversation_id is not null and new.user_id is null)
+  execute function private.trg_bump_conversation();
 
 -- A message keeps the landlord, tenant and routing decision it was filed under.
-create or replace function private.trg_guard_message_routing()
+create function private.trg_guard_message_routing()
 returns trigger
 language plpgsql
 security invoker
@@ -119,13 +132,15 @@ begin
        or new.tenant_id is distinct from old.tenant_id
        or new.conversation_id is distinct from old.conversation_id
        or new.routing_status is distinct from old.routing_status) then
-    raise exception using errcode = '42501',
+    raise exception using errcode = '42501', detail = 'not_allowed',
       message = 'landlord_id, tenant_id, conversation_id and routing_status cannot be changed',
       hint = 'routing is decided by the server';
   end if;
   return new;
 end
 $$;
+comment on function private.trg_guard_message_routing() is
+  'Trigger: API roles never change a message''s landlord, tenant, conversation or routing status (42501).';
 
 create trigger whatsapp_messages_guard_routing before update on public.whatsapp_messages
   for each row execute function private.trg_guard_message_routing();

@@ -24,7 +24,7 @@ revoke all on private.webhook_errors from public, anon, authenticated, service_r
 
 -- A status can name our message in biz_opaque_callback_data before the sender recorded the
 -- wamid (e.g. it crashed after Meta accepted the message): attach the wamid then.
-create or replace function private.attach_wamid_from_callback(callback_data text, wamid text)
+create function private.attach_wamid_from_callback(callback_data text, wamid text)
 returns boolean
 language plpgsql
 security invoker
@@ -38,19 +38,22 @@ begin
   end if;
   update public.whatsapp_messages m
     set wamid = attach_wamid_from_callback.wamid,
-        status = case when m.status in ('queued', 'sending', 'needs_review') then 'sent' else m.status end,
-        routing_metadata = m.routing_metadata || jsonb_build_object('wamid_from', 'status_callback')
+        status = case when m.status in ('queued', 'sending', 'needs_review') then 'sent' else m.status end
   where m.id = callback_data::uuid and m.direction = 'outgoing' and m.wamid is null
     and not exists (select 1 from public.whatsapp_messages o where o.wamid = attach_wamid_from_callback.wamid)
   returning m.id into target;
   if target is not null then
+    perform private.add_routing_metadata(target, jsonb_build_object('wamid_from', 'status_callback'));
     perform private.apply_pending_statuses(wamid);
   end if;
   return target is not null;
 end
 $$;
 
-create or replace function public.ingest_whatsapp_webhook(payload jsonb)
+comment on function private.attach_wamid_from_callback(text, text) is
+  'Give an outbound message that has no wamid yet the wamid a status names it by (biz_opaque_callback_data = message id).';
+
+create function public.ingest_whatsapp_webhook(payload jsonb)
 returns jsonb
 language plpgsql
 security definer -- webhook-facing: routes messages and statuses for every landlord; service_role only
@@ -73,20 +76,20 @@ declare
   skipped int := 0;
 begin
   if payload is null or jsonb_typeof(payload) <> 'object' then
-    raise exception using errcode = '22023', message = 'webhook payload must be a JSON object',
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'webhook payload must be a JSON object',
       hint = 'pass the whole POST body Meta sent';
   end if;
   if payload ->> 'object' is distinct from 'whatsapp_business_account' then
-    raise exception using errcode = '22023', message = format('not a WhatsApp Business Account webhook (object %L)', payload ->> 'object'),
+    raise exception using errcode = '22023', detail = 'invalid_value', message = format('not a WhatsApp Business Account webhook (object %L)', payload ->> 'object'),
       hint = 'object must be whatsapp_business_account';
   end if;
   if jsonb_typeof(payload -> 'entry') is distinct from 'array' then
-    raise exception using errcode = '22023', message = 'webhook payload has no entry array', hint = 'entry[] -> changes[] -> value';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'webhook payload has no entry array', hint = 'entry[] -> changes[] -> value';
   end if;
 
   for entry in select e from jsonb_array_elements(payload -> 'entry') e loop
     if jsonb_typeof(entry -> 'changes') is distinct from 'array' then
-      raise exception using errcode = '22023', message = 'webhook entry has no changes array', hint = 'entry[] -> changes[] -> value';
+      raise exception using errcode = '22023', detail = 'invalid_value', message = 'webhook entry has no changes array', hint = 'entry[] -> changes[] -> value';
     end if;
     for change in select ch from jsonb_array_elements(entry -> 'changes') ch loop
       if change ->> 'field' is distinct from 'messages' then
@@ -95,15 +98,15 @@ begin
       end if;
       value := change -> 'value';
       if value is null or jsonb_typeof(value) <> 'object' then
-        raise exception using errcode = '22023', message = 'messages change without a value object', hint = 'changes[].value';
+        raise exception using errcode = '22023', detail = 'invalid_value', message = 'messages change without a value object', hint = 'changes[].value';
       end if;
       phone_number_id := value -> 'metadata' ->> 'phone_number_id';
       if central is null then
-        raise exception using errcode = '55000', message = 'the central ZenRent number is not configured',
+        raise exception using errcode = '55000', detail = 'not_configured', message = 'the central ZenRent number is not configured',
           hint = 'public.configure_whatsapp(''{"phone_number_id": ...}'') (scripts/run does it from WHATSAPP_PHONE_NUMBER_ID)';
       end if;
       if phone_number_id is distinct from central then
-        raise exception using errcode = '22023',
+        raise exception using errcode = '22023', detail = 'invalid_value',
           message = format('webhook for phone number id %L, not the central ZenRent number', phone_number_id),
           hint = 'check the app''s webhook subscription, or public.configure_whatsapp(''{"phone_number_id": ...}'')';
       end if;
@@ -116,7 +119,7 @@ begin
 
       for st in select s from jsonb_array_elements(coalesce(value -> 'statuses', '[]')) s loop
         if st ->> 'timestamp' is null or st ->> 'timestamp' !~ '^[0-9]{1,12}$' then
-          raise exception using errcode = '22023', message = format('status for %s has no valid timestamp', st ->> 'id'),
+          raise exception using errcode = '22023', detail = 'invalid_value', message = format('status for %s has no valid timestamp', st ->> 'id'),
             hint = 'timestamp is Unix seconds';
         end if;
         perform private.attach_wamid_from_callback(st ->> 'biz_opaque_callback_data', st ->> 'id');

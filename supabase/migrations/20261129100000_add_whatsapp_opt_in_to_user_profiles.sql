@@ -1,5 +1,7 @@
 -- Why: phase 1 of the move to the central ZenRent number. Landlords opt in before any tenant
 -- message is routed to them or any reply is sent in their name; notifications are separate.
+-- Landlords change these columns only through public.set_whatsapp_opt_in() (which records when
+-- they opted in), so their direct INSERT and UPDATE privileges narrow to the contact columns.
 
 alter table public.user_profiles
   add column whatsapp_enabled boolean not null default false,
@@ -11,6 +13,6 @@ comment on column public.user_profiles.whatsapp_enabled is 'Landlord opted in to
 comment on column public.user_profiles.whatsapp_opted_in_at is 'When the landlord last opted in.';
 comment on column public.user_profiles.whatsapp_notifications_enabled is 'Notify the landlord of new inbound messages.';
 
--- Landlords change these only through public.set_whatsapp_opt_in(); keep the direct path closed.
-revoke update on public.user_profiles from authenticated;
+revoke insert, update on public.user_profiles from authenticated;
+grant insert (id, full_name, email, phone) on public.user_profiles to authenticated;
 grant update (full_name, email, phone) on public.user_profiles to authenticated;

@@ -3,11 +3,7 @@
 -- This is how they settle it — instead of a raw UPDATE: re-queue it (it was not delivered) or
 -- mark it failed. Support staff and the service role only; every settlement is audited.
 
-alter table private.support_audit_log drop constraint support_audit_log_action_check;
-alter table private.support_audit_log add constraint support_audit_log_action_check
-  check (action in ('assign', 'assign_and_pin', 'dismiss', 'requeue_outbound', 'fail_outbound'));
-
-create or replace function public.settle_outbound_message(message_id uuid, outcome text, note text)
+create function public.settle_outbound_message(message_id uuid, outcome text, note text)
 returns jsonb
 language plpgsql
 security definer -- changes any landlord's outbound message and writes the audit log; support and service role only
@@ -22,16 +18,16 @@ begin
     actor := private.require_support();
   end if;
   if outcome is null or outcome not in ('requeue', 'failed') then
-    raise exception using errcode = '22023', message = format('invalid outcome %L', outcome),
+    raise exception using errcode = '22023', detail = 'invalid_value', message = format('invalid outcome %L', outcome),
       hint = 'requeue (the tenant did not get it) or failed';
   end if;
   if why is null then
-    raise exception using errcode = '22023', message = 'a note is required', hint = 'say what you checked, e.g. "not in the tenant''s chat"';
+    raise exception using errcode = '22023', detail = 'invalid_value', message = 'a note is required', hint = 'say what you checked, e.g. "not in the tenant''s chat"';
   end if;
   select * into m from public.whatsapp_messages x
     where x.id = message_id and x.direction = 'outgoing' and x.status = 'needs_review' for update;
   if m.id is null then
-    raise exception using errcode = 'P0002', message = 'no outbound message needing review with this id',
+    raise exception using errcode = 'P0002', detail = 'not_found', message = 'no outbound message needing review with this id',
       hint = 'only needs_review messages can be settled';
   end if;
   update public.whatsapp_messages x set
