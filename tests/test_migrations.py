@@ -1,5 +1,6 @@
 """The migrations read as the source of truth: after the production baseline each function,
-trigger and policy is created in exactly one migration, and every error a function raises carries
+trigger and policy is created in exactly one migration (later ones change it only with CREATE OR
+REPLACE or ALTER, never inside the squashed set), and every error a function raises carries
 an errcode and a documented keyword in `detail` (docs/errors.md), so that callers never parse
 message text. Both checks parse the SQL with pglast (Postgres' own parser, plpgsql included);
 each is shown to fail on a small bad example first.
@@ -20,6 +21,8 @@ from pglast.parser import parse_plpgsql_json
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 BASELINE = "20261125090100"
+#: The last migration of the set squashed before the first production push (issue 13).
+SQUASHED_UPTO = "20261129130000"
 ERRORS_DOC = ROOT / "docs" / "errors.md"
 
 # PLpgSQL_raise_option.opt_type (plpgsql.h): errcode, message, detail, hint, ...
@@ -39,25 +42,41 @@ def _type_name(t: ast.TypeName) -> str:
     return _qualified(t.names) + ("[]" if t.arrayBounds else "")
 
 
-def created_objects(sql: str) -> Iterator[str]:
-    """The functions, triggers and policies a script creates, each as one stable key."""
+def definitions(sql: str) -> Iterator[tuple[str, bool]]:
+    """(key, is `or replace`) of each function, trigger and policy a script defines."""
     for raw in parse_sql(sql):
         stmt = raw.stmt
         if isinstance(stmt, ast.CreateFunctionStmt):
             args = [_type_name(p.argType) for p in stmt.parameters or () if p.mode != FunctionParameterMode.FUNC_PARAM_TABLE]
-            yield f"function {_qualified(stmt.funcname)}({', '.join(args)})"
+            yield f"function {_qualified(stmt.funcname)}({', '.join(args)})", bool(stmt.replace)
         elif isinstance(stmt, ast.CreateTrigStmt):
-            yield f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}"
+            yield f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}", bool(stmt.replace)
         elif isinstance(stmt, ast.CreatePolicyStmt):
-            yield f"policy {stmt.policy_name!r} on {stmt.table.schemaname}.{stmt.table.relname}"
+            yield f"policy {stmt.policy_name!r} on {stmt.table.schemaname}.{stmt.table.relname}", False
 
 
-def defined_more_than_once(scripts: dict[str, str]) -> dict[str, list[str]]:
-    where: dict[str, list[str]] = defaultdict(list)
-    for name, sql in scripts.items():
-        for key in set(created_objects(sql)):
-            where[key].append(name)
-    return {key: names for key, names in where.items() if len(names) > 1}
+def definition_problems(scripts: dict[str, str], squashed_upto: str = SQUASHED_UPTO) -> list[str]:
+    """After the baseline every object is created (plain CREATE) in one migration only. Within the
+    squashed set nothing is defined twice; a later migration changes an object with CREATE OR
+    REPLACE (or ALTER), and only an object an earlier migration created."""
+    created: dict[str, str] = {}
+    problems = []
+    for name in sorted(scripts):
+        version = name.split("_", 1)[0]
+        for key, replace in dict.fromkeys(definitions(scripts[name])):
+            first = created.get(key)
+            if version <= BASELINE:
+                created.setdefault(key, name)  # before the baseline, CREATE OR REPLACE also creates
+            elif first is None and replace:
+                problems.append(f"{name}: replaces {key}, which no earlier migration creates")
+                created[key] = name
+            elif first is None:
+                created[key] = name
+            elif not replace:
+                problems.append(f"{key}: created in {first} and again in {name}")
+            elif version <= squashed_upto and first.split("_", 1)[0] > BASELINE:
+                problems.append(f"{key}: defined in {first} and again in {name}, both in the squashed set")
+    return problems
 
 
 def _function_sources(sql: str) -> Iterator[tuple[str, str]]:
@@ -114,22 +133,35 @@ def documented_keywords() -> set[str]:
 FUNCTION_SQL = "create function private.f(a uuid, b text default 'x') returns int language sql as $$ select 1 $$;"
 
 
-def test_duplicate_detector_flags_a_function_created_in_two_migrations() -> None:
-    found = defined_more_than_once({"one.sql": FUNCTION_SQL, "two.sql": FUNCTION_SQL.replace("create", "create or replace")})
-    assert found == {"function private.f(uuid, text)": ["one.sql", "two.sql"]}
+def test_definition_checker_flags_an_object_created_twice() -> None:
+    found = definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": FUNCTION_SQL})
+    assert found == ["function private.f(uuid, text): created in 20261201000001_a.sql and again in 20261201000002_b.sql"]
 
 
-def test_duplicate_detector_tells_overloads_triggers_and_policies_apart() -> None:
+def test_definition_checker_allows_a_later_replace_but_not_one_inside_the_squash_or_of_nothing() -> None:
+    replace = FUNCTION_SQL.replace("create", "create or replace")
+    assert definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": replace}) == []
+    inside = definition_problems({"20261129110000_a.sql": FUNCTION_SQL, "20261129120000_b.sql": replace})
+    assert len(inside) == 1 and "both in the squashed set" in inside[0]
+    orphan = definition_problems({"20261201000002_b.sql": replace})
+    assert len(orphan) == 1 and "which no earlier migration creates" in orphan[0]
+    # an object of the production baseline may be replaced once, even inside the squash
+    assert definition_problems({"20261125090000_base.sql": replace, "20261129110000_a.sql": replace}) == []
+
+
+def test_definition_checker_tells_overloads_triggers_and_policies_apart() -> None:
     scripts = {
-        "a.sql": FUNCTION_SQL + "create trigger t before update on public.x for each row execute function private.g();"
-                 "create policy \"p\" on public.x for select to authenticated using (true);",
-        "b.sql": FUNCTION_SQL.replace("b text", "b integer")
-                 + "create trigger t before update on public.y for each row execute function private.g();"
-                 "create policy \"p\" on public.y for select to authenticated using (true);",
+        "20261201000001_a.sql": FUNCTION_SQL
+        + "create trigger t before update on public.x for each row execute function private.g();"
+        'create policy "p" on public.x for select to authenticated using (true);',
+        "20261201000002_b.sql": FUNCTION_SQL.replace("b text", "b integer")
+        + "create trigger t before update on public.y for each row execute function private.g();"
+        'create policy "p" on public.y for select to authenticated using (true);',
     }
-    assert defined_more_than_once(scripts) == {}
-    scripts["c.sql"] = "create policy \"p\" on public.x for insert to authenticated with check (true);"
-    assert list(defined_more_than_once(scripts)) == ["policy 'p' on public.x"]
+    assert definition_problems(scripts) == []
+    scripts["20261201000003_c.sql"] = 'create policy "p" on public.x for insert to authenticated with check (true);'
+    assert definition_problems(scripts) == [
+        "policy 'p' on public.x: created in 20261201000001_a.sql and again in 20261201000003_c.sql"]
 
 
 @pytest.mark.parametrize(("raise_sql", "expected"), [
@@ -148,10 +180,10 @@ def test_raise_checker(raise_sql: str, expected: list[str]) -> None:
 
 # -- the migrations ------------------------------------------------------------------------------
 def test_each_function_trigger_and_policy_is_created_in_one_migration_after_the_baseline() -> None:
-    scripts = {p.name: p.read_text() for p in after_baseline()}
-    assert len(scripts) > 20
-    assert sum(1 for sql in scripts.values() for _ in created_objects(sql)) > 60  # the parser really sees them
-    assert defined_more_than_once(scripts) == {}
+    scripts = {p.name: p.read_text() for p in MIGRATIONS}
+    assert len(after_baseline()) > 20
+    assert sum(1 for p in after_baseline() for _ in definitions(scripts[p.name])) > 60  # the parser sees them
+    assert definition_problems(scripts) == []
 
 
 def test_every_raise_has_an_errcode_and_a_documented_keyword() -> None:
