@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from pglast import ast, parse_sql
-from pglast.enums import FunctionParameterMode
+from pglast.enums import FunctionParameterMode, ObjectType
 from pglast.parser import parse_plpgsql_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,37 +42,45 @@ def _type_name(t: ast.TypeName) -> str:
     return _qualified(t.names) + ("[]" if t.arrayBounds else "")
 
 
-def definitions(sql: str) -> Iterator[tuple[str, bool]]:
-    """(key, is `or replace`) of each function, trigger and policy a script defines."""
+def definitions(sql: str) -> Iterator[tuple[str, str]]:
+    """(key, "create" | "replace" | "drop") of each function, trigger and policy a script defines or drops."""
     for raw in parse_sql(sql):
         stmt = raw.stmt
         if isinstance(stmt, ast.CreateFunctionStmt):
             args = [_type_name(p.argType) for p in stmt.parameters or () if p.mode != FunctionParameterMode.FUNC_PARAM_TABLE]
-            yield f"function {_qualified(stmt.funcname)}({', '.join(args)})", bool(stmt.replace)
+            yield (f"function {_qualified(stmt.funcname)}({', '.join(args)})",
+                   "replace" if stmt.replace else "create")
         elif isinstance(stmt, ast.CreateTrigStmt):
-            yield f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}", bool(stmt.replace)
+            yield (f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}",
+                   "replace" if stmt.replace else "create")
         elif isinstance(stmt, ast.CreatePolicyStmt):
-            yield f"policy {stmt.policy_name!r} on {stmt.table.schemaname}.{stmt.table.relname}", False
+            yield f"policy {stmt.policy_name!r} on {stmt.table.schemaname}.{stmt.table.relname}", "create"
+        elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_FUNCTION:
+            for obj in stmt.objects:
+                args = [_type_name(a) for a in obj.objargs or ()]
+                yield f"function {_qualified(obj.objname)}({', '.join(args)})", "drop"
 
 
 def definition_problems(scripts: dict[str, str], squashed_upto: str = SQUASHED_UPTO) -> list[str]:
     """After the baseline every object is created (plain CREATE) in one migration only. Within the
     squashed set nothing is defined twice; a later migration changes an object with CREATE OR
-    REPLACE (or ALTER), and only an object an earlier migration created."""
+    REPLACE (or ALTER, or DROP and CREATE when its signature changes), and only an object an
+    earlier migration created."""
     created: dict[str, str] = {}
     problems = []
     for name in sorted(scripts):
         version = name.split("_", 1)[0]
-        for key, replace in dict.fromkeys(definitions(scripts[name])):
+        for key, kind in dict.fromkeys(definitions(scripts[name])):
             first = created.get(key)
-            if version <= BASELINE:
+            if kind == "drop":
+                created.pop(key, None)
+            elif version <= BASELINE:
                 created.setdefault(key, name)  # before the baseline, CREATE OR REPLACE also creates
-            elif first is None and replace:
-                problems.append(f"{name}: replaces {key}, which no earlier migration creates")
-                created[key] = name
             elif first is None:
+                if kind == "replace":
+                    problems.append(f"{name}: replaces {key}, which no earlier migration creates")
                 created[key] = name
-            elif not replace:
+            elif kind == "create":
                 problems.append(f"{key}: created in {first} and again in {name}")
             elif version <= squashed_upto and first.split("_", 1)[0] > BASELINE:
                 problems.append(f"{key}: defined in {first} and again in {name}, both in the squashed set")
@@ -147,6 +155,11 @@ def test_definition_checker_allows_a_later_replace_but_not_one_inside_the_squash
     assert len(orphan) == 1 and "which no earlier migration creates" in orphan[0]
     # an object of the production baseline may be replaced once, even inside the squash
     assert definition_problems({"20261125090000_base.sql": replace, "20261129110000_a.sql": replace}) == []
+
+
+def test_definition_checker_allows_drop_and_create_of_a_changed_signature() -> None:
+    drop = "drop function private.f(uuid, text);"
+    assert definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": drop + FUNCTION_SQL}) == []
 
 
 def test_definition_checker_tells_overloads_triggers_and_policies_apart() -> None:
