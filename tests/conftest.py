@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app import create_app
+from app.service import create_app
 from app.config import Config
 
 DATABASE_URL = os.environ.get(

@@ -8,7 +8,7 @@ def test_healthz_is_green_against_the_real_database(client):
 
 
 def test_healthz_reports_an_unreachable_database():
-    from app import create_app
+    from app.service import create_app
 
     app = create_app(Config.from_env({"DATABASE_URL": "postgresql://postgres:postgres@127.0.0.1:1/postgres"}))
     try:

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app import create_app
+from app.service import create_app
 from app.client import (Blocked, Conflict, InvalidValue, LandlordClient, LandlordClientError, NotAllowed,
                         NotAuthenticated, NotFound, NotOptedIn, TenantOptedOut, WindowClosed, WrongState,
                         error_class, from_api_error)

@@ -31,7 +31,7 @@ from werkzeug.serving import make_server
 
 from playwright.sync_api import sync_playwright
 
-from app import create_app
+from app.service import create_app
 from app.webhook import sign
 
 ROOT = Path(__file__).resolve().parent.parent

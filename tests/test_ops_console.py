@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 import app.metrics
-from app import create_app
+from app.service import create_app
 from app.ops import COOKIE
 from app.webhook import sign
 
@@ -443,7 +443,7 @@ def test_concurrent_scrapes_all_succeed(app):
 
 WORKER = """
 import sys
-from app import create_app
+from app.service import create_app
 from app.config import Config
 app = create_app(Config.from_env())
 client = app.test_client()

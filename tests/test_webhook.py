@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 from werkzeug.serving import make_server
 
-from app import create_app
+from app.service import create_app
 from app.logging_setup import kv
 from app.webhook import classify_db_error, sign, signature_is_valid
 
