@@ -2,18 +2,18 @@
 (one transaction each, as service_role) until nothing is pending, show progress, print a report.
 
 Safe to interrupt and re-run at any time: a row is pending until its batch commits.
+Run it as scripts/migrate-history (which puts the checkout on PYTHONPATH for `app`).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import psycopg
 
-DEFAULT_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
+from app.config import default_database_url
 
 
 def call(conn: psycopg.Connection, sql: str, *params):
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
 
-    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    url = default_database_url()
     totals = {"seen": 0, "matched": 0, "unmatched": 0, "ambiguous": 0, "conversations_created": 0, "archived": 0}
     started = time.monotonic()
     with psycopg.connect(url, autocommit=False) as conn:

@@ -2,18 +2,14 @@
 DATABASE_URL points at it. Nothing here starts a server by hand."""
 from __future__ import annotations
 
-import os
-
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from app.service import create_app
-from app.config import Config
+from app.config import Config, default_database_url
 
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
-)
+DATABASE_URL = default_database_url()
 
 
 @pytest.fixture(scope="session")

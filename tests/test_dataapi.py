@@ -32,12 +32,12 @@ from supabase import ClientOptions, create_client
 from app.client import LandlordClient
 from app.local.dataapi import (ApiError, Auth, DataApi, DataApiConfig, DataApiServer, apply_request_settings,
                                content_range, status_for_sqlstate)
+from app.config import DEFAULT_DB_PORT, default_database_url
 from app.local.tokens import (LOCAL_ANON_KEY, LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, mint_token,
                               token_for_email)
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable")
+DATABASE_URL = default_database_url()
 ALICE = "00000000-0000-4000-a000-00000000a11c"
 BOB = "00000000-0000-4000-a000-000000000b0b"
 CAROL = "00000000-0000-4000-a000-0000000ca201"
@@ -630,7 +630,7 @@ def test_config_refuses_short_secrets_and_reaches_postgres_as_authenticator():
 
 # -- the scripts ----------------------------------------------------------------------------------
 def _script_env() -> dict[str, str]:
-    port = conninfo_to_dict(DATABASE_URL).get("port", "54322")
+    port = conninfo_to_dict(DATABASE_URL).get("port", DEFAULT_DB_PORT)
     return {**os.environ, "DATABASE_URL": DATABASE_URL, "ZR_DB_PORT": str(port)}
 
 

@@ -37,14 +37,14 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from app.config import default_database_url
+
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 DRIVER = ROOT / "scripts" / "migrate_history.py"
 BASELINE = "20261125090100"
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
-)
+DATABASE_URL = default_database_url()
 
 # --- the fixture -----------------------------------------------------------------------------
 
@@ -272,7 +272,7 @@ def migrate_history(url: str, *args: str, env: dict[str, str] | None = None) -> 
     """scripts/migrate_history.py against a scratch database; returns its --json summary."""
     proc = subprocess.run(
         [sys.executable, str(DRIVER), "--json", *args],
-        env={**os.environ, "DATABASE_URL": url, **(env or {})},
+        env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return json.loads(proc.stdout)

@@ -104,10 +104,8 @@ def world(admin) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[DataApiServer]:
-    import os
-    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": os.environ.get(
-        "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable")}), port=0).start()
+def api(config) -> Iterator[DataApiServer]:
+    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": config.database_url}), port=0).start()
     yield server
     server.stop()
 

@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 
 import app.metrics
 from app.service import create_app
+from app.config import default_database_url
 from app.ops import COOKIE
 from app.webhook import sign
 
@@ -421,7 +422,7 @@ def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin
 
 
 def test_metrics_say_when_the_database_is_down(config):
-    down = create_app(replace(config, database_url="postgresql://postgres:postgres@127.0.0.1:1/postgres?sslmode=disable",
+    down = create_app(replace(config, database_url=default_database_url({"ZR_DB_PORT": "1"}),  # nothing on port 1
                               db_pool_timeout_s=0.5))
     try:
         samples = scrape(down.test_client())

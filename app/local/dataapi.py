@@ -69,12 +69,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ..config import default_database_url
 from ..logging_setup import configure_logging, log_event
 from .tokens import AUTHENTICATED_AUDIENCE, jwt_secret
 
 log = logging.getLogger("app.local.dataapi")
 
-LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 54321
 REST_PREFIX = "/rest/v1/"
@@ -127,7 +127,7 @@ class DataApiConfig:
         as supabase/local/platform.sql creates it); ZR_JWT_SECRET; ZR_JWT_AUD; ZR_DATAAPI_MAX_ROWS."""
         env = dict(os.environ if env is None else env)
         url = env.get("ZR_DATAAPI_DATABASE_URL") or authenticator_url(
-            env.get("DATABASE_URL", LOCAL_DATABASE_URL),
+            default_database_url(env),
             env.get("ZR_DATAAPI_DB_USER", "authenticator"),
             env.get("ZR_DATAAPI_DB_PASSWORD", "postgres"),
         )

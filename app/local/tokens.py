@@ -24,6 +24,8 @@ from typing import Any, Mapping
 
 import jwt
 
+from ..config import default_database_url
+
 
 #: The Supabase CLI's local JWT secret (`supabase status` prints it). Public knowledge: local only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -148,10 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.expires_in <= 0:
         parser.error("--expires-in must be a positive number of seconds")
-    database_url = os.environ.get(
-        "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable")
     try:
-        token = token_for_email(database_url, args.email, app_role=args.role, expires_in=args.expires_in)
+        token = token_for_email(default_database_url(), args.email, app_role=args.role, expires_in=args.expires_in)
     except LookupError as exc:
         print(f"dev-token: {exc}", file=sys.stderr)
         return 1
