@@ -1,7 +1,8 @@
 """The webhook service: the Flask application factory.
 
 gunicorn: ``app.service:create_app()`` (app/gunicorn_conf.py names it; scripts/run uses that config).
-Serves /webhooks/whatsapp, /healthz, /metrics and the support console /ops.
+Serves /webhooks/whatsapp, /healthz, /metrics and the support console /ops. Errors are JSON
+everywhere except /ops, which gets HTML pages (app/http_errors.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from flask import Flask
 
 from .config import Config
 from .db import make_pool
+from .http_errors import register_error_handlers
 from .logging_setup import configure_logging
 
 
@@ -33,4 +35,5 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(ops.bp)
     metrics.init_app(app)
+    register_error_handlers(app, html_pages={ops.URL_PREFIX: ops.error_page})
     return app

@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
 from psycopg_pool import PoolTimeout
-from werkzeug.exceptions import HTTPException
 
 from .config import Config
 from .db import transaction_as
+from .http_errors import error_response
 from .logging_setup import log_event
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,11 @@ _TRANSIENT_SQLSTATES = {
 
 
 class WebhookError(Exception):
-    """An error answered as JSON: {"error": {"code", "message", "hint"}} with an HTTP status."""
+    """An error answered with an HTTP status and the service's JSON error shape (app/http_errors.py)."""
 
     def __init__(self, status: int, code: str, message: str, hint: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.hint = status, code, message, hint
-
-
-def error_response(status: int, code: str, message: str, hint: str | None = None) -> tuple[Response, int]:
-    return jsonify({"error": {"code": code, "message": message, "hint": hint}}), status
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -179,9 +175,3 @@ def receive():
     log_summary(summary)
     return jsonify(summary), 200
 
-
-@bp.app_errorhandler(HTTPException)
-def http_error_as_json(exc: HTTPException):
-    """Every HTTP error of the service is JSON (413 body too large, 404, 405, ...)."""
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name or "error")

@@ -20,7 +20,8 @@ from ..auth import InvalidToken, is_support, verify_access_token
 from ..db import transaction_as_user
 
 log = logging.getLogger(__name__)
-bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates")
+URL_PREFIX = "/ops"
+bp = Blueprint("ops", __name__, url_prefix=URL_PREFIX, template_folder="templates")
 
 COOKIE = "zr_ops_token"
 HELD_STATUSES = ("ambiguous", "unknown_sender", "landlord_disabled")
@@ -62,6 +63,11 @@ def _guard():
     if g.claims is None:
         return redirect(url_for("ops.login"))
     return None
+
+
+def error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    """The console's HTML error page (app/http_errors.py calls it for every error under /ops)."""
+    return render_template("ops/error.html", status=status, title=title, message=message), status
 
 
 def _rpc(sql: str, params: dict[str, Any] | tuple = ()) -> list[dict[str, Any]]:
