@@ -422,10 +422,11 @@ def test_rpc_errors_are_postgrest_shaped(rest, admin, who, fn, args, status, cod
     assert fingerprint(admin) == before
 
 
-def test_rpc_errors_carry_message_and_hint(api):
+def test_rpc_errors_carry_message_hint_and_detail_keyword(api):
     with pytest.raises(Exception) as err:
         supa(api, BOB_TOKEN).rpc("mark_conversation_read", {"conversation_id": str(uuid.uuid4())}).execute()
     assert (err.value.code, err.value.message) == ("P0002", "conversation not found")
+    assert err.value.details == "not_found"  # the stable keyword of docs/errors.md, from the DETAIL
     assert "whatsapp_conversations" in err.value.hint
 
 

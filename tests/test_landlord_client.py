@@ -21,9 +21,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from app.service import create_app
-from app.client import (Blocked, Conflict, InvalidValue, LandlordClient, LandlordClientError, NotAllowed,
-                        NotAuthenticated, NotFound, NotOptedIn, TenantOptedOut, WindowClosed, WrongState,
-                        error_class, from_api_error)
+from app.client import (Blocked, EmptyBody, InvalidValue, LandlordClient, MessageTooLong, NoLandlordProfile,
+                        NotAllowed, NotAuthenticated, NotFound, NotOptedIn, TenantOptedOut, WindowClosed)
 from app.db import make_pool
 from app.local.dataapi import DataApiConfig, DataApiServer
 from app.local.tokens import LOCAL_ANON_KEY, mint_token
@@ -332,7 +331,8 @@ def test_shared_tenant_phone_each_landlord_sees_only_their_own(world, config, we
                     lambda: l1.send_message(c2, "hijack"), lambda: l1.send_template(c2, "rent_reminder", "en_GB")):
         with pytest.raises(NotFound) as err:
             attempt()
-        assert err.value.sqlstate == "P0002" and err.value.message == "conversation not found"
+        assert (err.value.sqlstate, err.value.keyword) == ("P0002", "not_found")
+        assert err.value.message == "conversation not found"  # the same answer as for no conversation at all
     assert admin.execute("select status, unread_count, updated_at from public.whatsapp_conversations where id = %s",
                          [str(c2)]).fetchone() == before
     assert admin.execute("select count(*) as n from public.whatsapp_messages where conversation_id = %s",
@@ -352,7 +352,8 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
 
     with pytest.raises(WindowClosed) as err:  # the tenant has never written: template needed
         l1.send_message(conv, "Hello!")
-    assert err.value.sqlstate == "55000" and "send_whatsapp_template" in err.value.hint
+    assert (err.value.sqlstate, err.value.keyword) == ("55000", "window_closed")
+    assert "send_whatsapp_template" in err.value.hint
     template_id = l1.send_template(conv, "rent_reminder", "en_GB", ["Flat 2", "1 December"])
     template = l1.get_message(template_id)
     assert template.outbound_kind == "template" and template.status == "queued"
@@ -361,9 +362,10 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
     with pytest.raises(InvalidValue) as err:
         l1.send_template(conv, "Rent Reminder!", "en_GB")
     assert err.value.sqlstate == "22023"
-    for bad in ("   ", "x" * 4096):
-        with pytest.raises(InvalidValue):
+    for bad, refusal in (("   ", EmptyBody), ("x" * 4096, MessageTooLong)):
+        with pytest.raises(refusal) as err:
             l1.send_message(conv, bad)
+        assert err.value.sqlstate == "22023"
     with pytest.raises(InvalidValue):
         l1.set_status(conv, "deleted")
 
@@ -407,7 +409,7 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
     with pytest.raises(NotOptedIn) as err:
         l3.start_conversation(world.tenants["l3"])
     assert "set_whatsapp_opt_in" in err.value.hint
-    with pytest.raises(NotAllowed):  # a signed-in user with no landlord profile
+    with pytest.raises(NoLandlordProfile):  # a signed-in user with no landlord profile
         landlord(api, str(uuid.uuid4())).start_conversation(world.tenants["rules"])
     with pytest.raises(NotAllowed):  # webhook-facing RPCs are service_role only
         LandlordClient._execute(l1.supabase.rpc("ingest_whatsapp_webhook", {"payload": {}}))
@@ -423,31 +425,7 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
             bad_call()
 
 
-def test_error_classes_follow_the_sqlstate():
-    class FakeAPIError:
-        def __init__(self, code, message="m", hint="h", details="d"):
-            self.code, self.message, self.hint, self.details = code, message, hint, details
-
-    cases = {
-        ("P0002", "conversation not found"): NotFound,
-        ("42501", "no landlord profile for this user"): NotAllowed,
-        ("22023", "message body is empty"): InvalidValue,
-        ("22P02", "invalid input syntax for type uuid"): InvalidValue,
-        ("23505", "wamid already belongs to another message"): Conflict,
-        ("55000", "the 24-hour customer service window for this tenant is closed"): WindowClosed,
-        ("55000", "the tenant has opted out of WhatsApp messages (STOP)"): TenantOptedOut,
-        ("55000", "this conversation is blocked"): Blocked,
-        ("55000", "WhatsApp is turned off for this landlord"): NotOptedIn,
-        ("55000", "the tenant has no active lease"): WrongState,
-        ("PGRST301", "JWT cryptographic operation failed"): NotAuthenticated,
-        ("PGRST303", "JWT expired"): NotAuthenticated,
-        ("57014", "canceling statement due to statement timeout"): LandlordClientError,
-    }
-    for (code, message), cls in cases.items():
-        assert error_class(code, message) is cls, (code, message)
-        err = from_api_error(FakeAPIError(code, message))
-        assert type(err) is cls and (err.sqlstate, err.message, err.hint, err.details) == (code, message, "h", "d")
-    assert issubclass(WindowClosed, WrongState) and issubclass(NotFound, LandlordClientError)
+# The mapping of (SQLSTATE, detail keyword) to classes is unit-tested in tests/test_client_errors.py.
 
 
 # -- pagination -----------------------------------------------------------------------------------

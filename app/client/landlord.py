@@ -260,7 +260,7 @@ class LandlordClient:
         """Queue a reply; it goes out as "From <your name> via ZenRent:" + newline + body.
 
         Raises WindowClosed (send a template), Blocked, TenantOptedOut, NotOptedIn,
-        InvalidValue (empty or too long) or NotFound.
+        EmptyBody, MessageTooLong (both InvalidValue) or NotFound (see errors.py).
         """
         return UUID(self._rpc("send_whatsapp_message",
                               {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "body": body}))
