@@ -1,4 +1,5 @@
 """Configuration from environment variables, with safe local defaults."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,13 @@ DEFAULT_DB_PORT = "54322"
 DEFAULT_DB_NAME = "postgres"
 
 # Secrets that must be set explicitly outside local development.
-REQUIRED_IN_PRODUCTION = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
-                          "ZR_JWT_SECRET", "ZR_SECRET_KEY")
+REQUIRED_IN_PRODUCTION = (
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+    "ZR_JWT_SECRET",
+    "ZR_SECRET_KEY",
+)
 
 
 def default_database_url(env: Mapping[str, str] | None = None) -> str:
@@ -64,7 +70,7 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         environment = env.get("ZR_ENV", "development")
         if environment == "production":
@@ -72,9 +78,7 @@ class Config:
             if not env.get("DATABASE_URL"):
                 missing.append("DATABASE_URL")
             if missing:
-                raise ConfigError(
-                    "refusing to start in production without: " + ", ".join(missing)
-                )
+                raise ConfigError("refusing to start in production without: " + ", ".join(missing))
         d = cls()
         config = cls(
             database_url=default_database_url(env),
@@ -94,8 +98,7 @@ class Config:
             sender_batch_size=int(env.get("ZR_SENDER_BATCH_SIZE", d.sender_batch_size)),
             sender_idle_s=float(env.get("ZR_SENDER_IDLE_S", d.sender_idle_s)),
             sender_http_timeout_s=float(env.get("ZR_SENDER_HTTP_TIMEOUT_S", d.sender_http_timeout_s)),
-            sender_reconcile_interval_s=float(
-                env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
+            sender_reconcile_interval_s=float(env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
             sender_stuck_timeout_s=int(env.get("ZR_SENDER_STUCK_TIMEOUT_S", d.sender_stuck_timeout_s)),
             jwt_secret=env.get("ZR_JWT_SECRET", d.jwt_secret),
             secret_key=env.get("ZR_SECRET_KEY", d.secret_key),

@@ -1,10 +1,12 @@
 """The one piece of global state: a psycopg connection pool, and transactions as a given role."""
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -44,10 +46,9 @@ def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") 
 @contextlib.contextmanager
 def transaction_as(pool: ConnectionPool, role: str = "service_role") -> Iterator[psycopg.Connection]:
     """One transaction on a pooled connection, switched to an API role for its duration."""
-    with pool.connection() as conn:
-        with conn.transaction():
-            conn.execute(f"set local role {_ROLES[role]}")
-            yield conn
+    with pool.connection() as conn, conn.transaction():
+        conn.execute(f"set local role {_ROLES[role]}")
+        yield conn
 
 
 @contextlib.contextmanager
@@ -56,11 +57,10 @@ def transaction_as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterato
     and the verified JWT claims in request.jwt.claims, so RLS and the RPCs' own checks decide."""
     if claims.get("role") != "authenticated":
         raise ValueError("transaction_as_user needs the claims of an authenticated user")
-    with pool.connection() as conn:
-        with conn.transaction():
-            conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
-            conn.execute("set local role authenticated")
-            yield conn
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        conn.execute("set local role authenticated")
+        yield conn
 
 
 def call_rpc(pool: ConnectionPool, function: str, *args: Any, role: str = "service_role") -> Any:

@@ -1,4 +1,5 @@
 """GET /healthz: the process is up and the database answers."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify

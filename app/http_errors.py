@@ -56,8 +56,9 @@ def register_error_handlers(app: Flask, html_pages: Mapping[str, HtmlErrorPage] 
     """JSON errors for the whole app, except HTML pages under the given path prefixes (e.g. /ops)."""
     pages = dict(html_pages or {})
 
-    def answer(status: int, code: str, title: str, message: str,
-               headers: Mapping[str, str] | None = None) -> ResponseReturnValue:
+    def answer(
+        status: int, code: str, title: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> ResponseReturnValue:
         page = _html_page_for(request.path, pages)
         body = page(status, title, message) if page is not None else error_response(status, code, message)
         resp = app.make_response(body)
@@ -83,7 +84,9 @@ def register_error_handlers(app: Flask, html_pages: Mapping[str, HtmlErrorPage] 
         if isinstance(exc, HTTPException):
             return http_error(exc)
         # The traceback goes to the log only, never into the answer.
-        log.error("%s", kv("http.unexpected_error", method=request.method, path=request.path,
-                           exception=type(exc).__name__), exc_info=exc)
+        log.error(
+            "%s",
+            kv("http.unexpected_error", method=request.method, path=request.path, exception=type(exc).__name__),
+            exc_info=exc,
+        )
         return answer(500, INTERNAL_ERROR, "Internal Server Error", INTERNAL_MESSAGE)
-

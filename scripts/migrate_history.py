@@ -4,6 +4,7 @@
 Safe to interrupt and re-run at any time: a row is pending until its batch commits.
 Run it as scripts/migrate-history (which puts the checkout on PYTHONPATH for `app`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,20 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         report = call(conn, "select public.multi_waba_migration_report()")
-        mismatched = call(
-            conn, "select count(*) from public.reconcile_multi_waba_archive() where not matches"
-        )
+        mismatched = call(conn, "select count(*) from public.reconcile_multi_waba_archive() where not matches")
 
-    summary = {"this_run": totals, "batches": batches, "seconds": round(elapsed, 3), "totals": report,
-               "landlords_not_reconciled": mismatched}
+    summary = {
+        "this_run": totals,
+        "batches": batches,
+        "seconds": round(elapsed, 3),
+        "totals": report,
+        "landlords_not_reconciled": mismatched,
+    }
     if args.json:
         print(json.dumps(summary))
     elif args.quiet:
-        print(f"migrate-history: {totals['seen']} messages filed ({totals['matched']} matched, "
-              f"{totals['unmatched']} unmatched, {totals['ambiguous']} ambiguous, "
-              f"{totals['conversations_created']} conversations created); pending {report['pending']}; "
-              f"archive reconciled: {'yes' if mismatched == 0 else f'NO ({mismatched} landlords differ)'}",
-              file=sys.stderr)
+        print(
+            f"migrate-history: {totals['seen']} messages filed ({totals['matched']} matched, "
+            f"{totals['unmatched']} unmatched, {totals['ambiguous']} ambiguous, "
+            f"{totals['conversations_created']} conversations created); pending {report['pending']}; "
+            f"archive reconciled: {'yes' if mismatched == 0 else f'NO ({mismatched} landlords differ)'}",
+            file=sys.stderr,
+        )
     else:
         print(f"messages seen          {totals['seen']}")
         print(f"  matched              {totals['matched']}")
@@ -82,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conversations created  {totals['conversations_created']}")
         print(f"batches                {batches} in {elapsed:.1f}s")
         print(f"still pending          {report['pending']}")
-        print(f"archive reconciliation {'all landlords match' if mismatched == 0 else f'{mismatched} landlords DIFFER'}")
+        print(
+            f"archive reconciliation {'all landlords match' if mismatched == 0 else f'{mismatched} landlords DIFFER'}"
+        )
     return 0 if mismatched == 0 or report["pending"] > 0 else 1
 
 

@@ -1,13 +1,14 @@
 """Shared fixtures. The database is the one scripts/test (or scripts/db reset) prepared;
 DATABASE_URL points at it. Nothing here starts a server by hand."""
+
 from __future__ import annotations
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app.service import create_app
 from app.config import Config, default_database_url
+from app.service import create_app
 
 DATABASE_URL = default_database_url()
 

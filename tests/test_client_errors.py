@@ -79,24 +79,47 @@ def test_every_row_of_the_table(sqlstate: str, keyword: str, cls: type[LandlordC
     err = from_api_error(FakeAPIError(sqlstate, "some message", keyword, "some hint"))
     assert type(err) is cls
     assert (err.sqlstate, err.message, err.hint, err.details, err.keyword) == (
-        sqlstate, "some message", "some hint", keyword, keyword)
+        sqlstate,
+        "some message",
+        "some hint",
+        keyword,
+        keyword,
+    )
 
 
 def test_refined_classes_are_caught_by_their_base() -> None:
     assert issubclass(NoLandlordProfile, NotAllowed)
     assert all(issubclass(c, InvalidValue) for c in (MessageTooLong, EmptyBody, InvalidPhone))
-    assert all(issubclass(c, WrongState) for c in (WindowClosed, Blocked, TenantOptedOut, NotOptedIn,
-                                                   NoActiveLease, ConsentPending, ConsentDeclined,
-                                                   DailyLimitReached))
+    assert all(
+        issubclass(c, WrongState)
+        for c in (
+            WindowClosed,
+            Blocked,
+            TenantOptedOut,
+            NotOptedIn,
+            NoActiveLease,
+            ConsentPending,
+            ConsentDeclined,
+            DailyLimitReached,
+        )
+    )
     assert all(issubclass(c, LandlordClientError) for c in (NotFound, Conflict, NotAuthenticated))
 
 
-@pytest.mark.parametrize(("sqlstate", "cls"), [
-    ("42501", NotAllowed), ("P0002", NotFound), ("22023", InvalidValue), ("23505", Conflict),
-    ("23514", InvalidValue), ("55000", WrongState),
-])
-@pytest.mark.parametrize("details", [None, "", "some_future_keyword", "Key (id)=(1) already exists.",
-                                     {"not": "a string"}])
+@pytest.mark.parametrize(
+    ("sqlstate", "cls"),
+    [
+        ("42501", NotAllowed),
+        ("P0002", NotFound),
+        ("22023", InvalidValue),
+        ("23505", Conflict),
+        ("23514", InvalidValue),
+        ("55000", WrongState),
+    ],
+)
+@pytest.mark.parametrize(
+    "details", [None, "", "some_future_keyword", "Key (id)=(1) already exists.", {"not": "a string"}]
+)
 def test_missing_or_unknown_keyword_gives_the_sqlstate_base_class(sqlstate: str, cls: type, details: object) -> None:
     err = from_api_error(FakeAPIError(sqlstate, "m", details))
     assert type(err) is cls
@@ -112,25 +135,32 @@ def test_message_text_is_never_read() -> None:
     assert type(from_api_error(FakeAPIError("55000", window, None))) is WrongState
     assert type(from_api_error(FakeAPIError("55000", window, "something_else"))) is WrongState
     assert error_class("55000", None) is WrongState
-    for text in ("opted out", "this conversation is blocked", "WhatsApp is turned off for this landlord",
-                 "window_closed"):
+    for text in (
+        "opted out",
+        "this conversation is blocked",
+        "WhatsApp is turned off for this landlord",
+        "window_closed",
+    ):
         assert type(from_api_error(FakeAPIError("55000", text))) is WrongState, text
     # The keyword belongs to its SQLSTATE: window_closed beside 42501 is just NotAllowed.
     assert type(from_api_error(FakeAPIError("42501", window, "window_closed"))) is NotAllowed
     assert type(from_api_error(FakeAPIError("22023", "m", "window_closed"))) is InvalidValue
 
 
-@pytest.mark.parametrize(("code", "cls"), [
-    ("22P02", InvalidValue),  # malformed uuid, from Postgres itself
-    ("22001", InvalidValue),
-    ("PGRST301", NotAuthenticated),
-    ("PGRST302", NotAuthenticated),
-    ("PGRST303", NotAuthenticated),
-    ("57014", LandlordClientError),  # statement timeout: no typed meaning for a landlord app
-    ("23503", LandlordClientError),
-    ("PGRST116", LandlordClientError),
-    (None, LandlordClientError),
-])
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("22P02", InvalidValue),  # malformed uuid, from Postgres itself
+        ("22001", InvalidValue),
+        ("PGRST301", NotAuthenticated),
+        ("PGRST302", NotAuthenticated),
+        ("PGRST303", NotAuthenticated),
+        ("57014", LandlordClientError),  # statement timeout: no typed meaning for a landlord app
+        ("23503", LandlordClientError),
+        ("PGRST116", LandlordClientError),
+        (None, LandlordClientError),
+    ],
+)
 def test_codes_outside_the_table(code: str | None, cls: type) -> None:
     err = from_api_error(FakeAPIError(code, "m", "d"))
     assert type(err) is cls

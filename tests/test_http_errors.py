@@ -62,8 +62,11 @@ def test_wrong_method_is_json_405_with_allow(client: FlaskClient) -> None:
 
 def test_body_too_large_is_json_413(broken_client: FlaskClient, config: Config) -> None:
     body = b'{"object": "whatsapp_business_account", "entry": [], "padding": "' + b"x" * 2048 + b'"}'
-    resp = broken_client.post("/webhooks/whatsapp", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)})
+    resp = broken_client.post(
+        "/webhooks/whatsapp",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)},
+    )
     assert resp.status_code == 413
     assert json_error(resp)["code"] == "request_entity_too_large"
 

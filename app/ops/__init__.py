@@ -5,6 +5,7 @@ a Secure, HttpOnly, SameSite=Strict cookie; every form carries a CSRF token. Eve
 is an RPC executed in the database *as that user* (role authenticated + their JWT claims), so
 RLS and the RPCs' checks decide — a landlord's token gets "support staff only" from Postgres.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -13,8 +14,7 @@ import secrets
 from typing import Any
 
 import psycopg
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from ..auth import InvalidToken, is_support, verify_access_token
 from ..db import transaction_as_user
@@ -100,9 +100,16 @@ def login_post():
         flash("This console is for ZenRent support staff.", "error")
         return render_template("ops/login.html"), 403
     resp = redirect(url_for("ops.queue"))
-    resp.set_cookie(COOKIE, token, httponly=True, secure=current_app.config["ZR"].cookie_secure,
-                    samesite="Strict", path="/ops", max_age=8 * 3600)
-    session["csrf"] = secrets.token_urlsafe(32)   # a fresh CSRF token per sign-in
+    resp.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        secure=current_app.config["ZR"].cookie_secure,
+        samesite="Strict",
+        path="/ops",
+        max_age=8 * 3600,
+    )
+    session["csrf"] = secrets.token_urlsafe(32)  # a fresh CSRF token per sign-in
     return resp
 
 
@@ -121,13 +128,16 @@ def queue():
         abort(400, description="unknown status filter")
     after = request.args.get("after") or None
     try:
-        rows = _rpc("select * from public.list_held_messages(%(status)s, %(after)s::uuid, 50)",
-                    {"status": status, "after": after})
+        rows = _rpc(
+            "select * from public.list_held_messages(%(status)s, %(after)s::uuid, 50)",
+            {"status": status, "after": after},
+        )
     except psycopg.Error as exc:
         flash(_db_error(exc), "error")
         rows = []
-    return render_template("ops/queue.html", rows=rows, status=status, statuses=HELD_STATUSES,
-                           email=g.claims.get("email"))
+    return render_template(
+        "ops/queue.html", rows=rows, status=status, statuses=HELD_STATUSES, email=g.claims.get("email")
+    )
 
 
 @bp.post("/messages/<uuid:message_id>/assign")
@@ -136,8 +146,10 @@ def assign(message_id):
     pin_days = request.form.get("pin_days", "0").strip() or "0"
     reason = request.form.get("reason", "").strip() or None
     try:
-        row = _rpc("select public.assign_held_message(%s, %s::uuid, %s::int, %s) as r",
-                   (str(message_id), landlord_id, pin_days, reason))[0]["r"]
+        row = _rpc(
+            "select public.assign_held_message(%s, %s::uuid, %s::int, %s) as r",
+            (str(message_id), landlord_id, pin_days, reason),
+        )[0]["r"]
         pinned = f", phone pinned until {row['pinned_until'][:10]}" if row.get("pinned_until") else ""
         flash(f"Message delivered to the landlord{pinned}.", "ok")
     except psycopg.Error as exc:
