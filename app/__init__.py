@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .service import create_app
+    from .service import create_app as create_app
 
 
 def __getattr__(name: str) -> object:

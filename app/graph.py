@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Union
+from typing import Any
 from uuid import UUID
 
 import requests
@@ -91,7 +91,7 @@ class Unknown:
     reason: str
 
 
-Outcome = Union[Sent, SendError, Unknown]
+Outcome = Sent | SendError | Unknown
 
 
 class InvalidMessage(ValueError):

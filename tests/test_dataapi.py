@@ -117,12 +117,14 @@ FINGERPRINT_SQL = """
 select (select count(*) from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
          where n.nspname in ('public', 'private', 'auth')) as relations,
        (select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.whatsapp_messages t) as messages,
-       (select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.whatsapp_conversations t) as conversations,
+       (select md5(coalesce(string_agg(t::text, '|' order by t.id), ''))
+          from public.whatsapp_conversations t) as conversations,
        (select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.user_profiles t) as profiles,
        (select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.tenants t) as tenants,
        (select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from auth.users t) as users,
        (select md5(coalesce(string_agg(t::text, '|' order by t.phone), '')) from private.phone_preferences t) as prefs,
-       (select md5(coalesce(string_agg(r.rolname || ':' || r.rolsuper || ':' || r.rolbypassrls, '|' order by r.rolname), ''))
+       (select md5(coalesce(string_agg(r.rolname || ':' || r.rolsuper || ':' || r.rolbypassrls, '|'
+                                       order by r.rolname), ''))
           from pg_catalog.pg_roles r) as roles
 """
 

@@ -107,8 +107,10 @@ insert into public.leases (tenant_id, property_id, status, start_date, end_date)
   ('{T9}', '{PB1}', 'active', '2024-09-01', null);
 insert into public.whatsapp_accounts (id, user_id, waba_id, phone_number_id, display_phone_number, status,
                                       access_token_ref, connected_at) values
-  ('{ACC_A}', '{A}', '102290129340398', '106540352242922', '+44 20 7946 0001', 'connected', 'vault:waba/alice', '2024-03-01T09:00Z'),
-  ('{ACC_B}', '{B}', '102290129340777', '106540352242777', '+44 20 7946 0002', 'disconnected', 'vault:waba/bob-old', '2024-05-01T09:00Z'),
+  ('{ACC_A}', '{A}', '102290129340398', '106540352242922', '+44 20 7946 0001', 'connected', 'vault:waba/alice',
+   '2024-03-01T09:00Z'),
+  ('{ACC_B}', '{B}', '102290129340777', '106540352242777', '+44 20 7946 0002', 'disconnected', 'vault:waba/bob-old',
+   '2024-05-01T09:00Z'),
   ('{ACC_C}', '{C}', '102290129340999', '106540352242999', null, 'pending', 'vault:waba/carol', null);
 """
 
@@ -163,13 +165,13 @@ def lit(v: str | None) -> str:
 
 # What the rules say for each message: landlord, tenant, property, conversation phone (None = no
 # conversation), routing_status, rule, tenant_phone.
-D, O, U = "delivered", "outbound", "unknown_sender"
+D, OUT, U = "delivered", "outbound", "unknown_sender"
 EXPECTED: dict[int, tuple] = {
     1: (A, T1, PA1, TOM, D, "tenant_phone", TOM),
-    2: (A, T1, PA1, TOM, O, "tenant_phone", TOM),  # outgoing: tenant is to_phone
+    2: (A, T1, PA1, TOM, OUT, "tenant_phone", TOM),  # outgoing: tenant is to_phone
     3: (A, T1, None, TOM, D, "tenant_phone", TOM),  # before any lease
     4: (A, T2, PA1, PRIYA, D, "tenant_phone", PRIYA),  # old lease
-    5: (A, T2, None, PRIYA, O, "tenant_phone", PRIYA),  # between the leases
+    5: (A, T2, None, PRIYA, OUT, "tenant_phone", PRIYA),  # between the leases
     6: (A, T2, PA2, PRIYA, D, "tenant_phone", PRIYA),  # after the move
     7: (A, T3, PA2, DAN, D, "tenant_phone", DAN),  # Alice's Dan
     8: (A, None, None, None, U, "no_tenant_with_phone", STRANGER),
@@ -177,9 +179,9 @@ EXPECTED: dict[int, tuple] = {
     10: (A, T7, None, NORA, D, "tenant_phone", NORA),  # only a pending lease, later
     11: (A, None, None, None, U, "no_tenant_with_phone", None),  # not a phone number
     12: (B, T4, PB1, DAN, D, "tenant_phone", DAN),  # Bob's Daniel, same phone
-    13: (B, T4, PB1, DAN, O, "tenant_phone", DAN),
+    13: (B, T4, PB1, DAN, OUT, "tenant_phone", DAN),
     14: (C, T5, PC1, SUE, D, "lease_active_at_message_time", SUE),  # only Sam's lease then
-    15: (C, T6, PC2, SUE, O, "lease_active_at_message_time", SUE),  # only Sue's lease then
+    15: (C, T6, PC2, SUE, OUT, "lease_active_at_message_time", SUE),  # only Sue's lease then
     16: (C, None, None, SUE, D, "ambiguous_tenant", SUE),  # both leases then
     17: (C, None, None, SUE, D, "ambiguous_tenant", SUE),  # neither lease yet
     18: (A, T1, PA1, TOM, D, "tenant_phone", TOM),
@@ -320,7 +322,8 @@ def final_state(url: str) -> tuple[dict, dict]:
         messages = {
             str(r[0]): r[1:]
             for r in conn.execute(
-                """select m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id, cv.tenant_phone, m.tenant_phone,
+                """select m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id, cv.tenant_phone,
+                      m.tenant_phone,
                       m.is_from_tenant, m.outbound_kind, m.routing_status, m.routing_metadata, m.updated_at,
                       m.conversation_id is null
                from public.whatsapp_messages m left join public.whatsapp_conversations cv on cv.id = m.conversation_id

@@ -88,7 +88,10 @@ def admin(config) -> Iterator[psycopg.Connection]:
 def world(admin) -> Iterator[World]:
     roles = ["shared", "story", "rules", "x1", "x2", "x3", "pages", "l3"]
     w = World(
-        str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), dict(zip(roles, _free_phones(admin, len(roles))))
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        dict(zip(roles, _free_phones(admin, len(roles)), strict=True)),
     )
     try:
         for uid, name, enabled in ((w.l1, L1_NAME, True), (w.l2, L2_NAME, True), (w.l3, L3_NAME, False)):
@@ -583,7 +586,7 @@ def test_messages_are_paged_newest_first_with_ties_broken_by_id(world, config, w
     for limit in (1, 2, 3, 7, 50):
         got = _all_pages(lambda **kw: l1.list_messages(conv.id, **kw), limit)
         assert [m.id for m in got] == expected, limit
-    assert [m.body for m in got][0] == "seven" and [m.body for m in got][-1] == "one"
+    assert got[0].body == "seven" and got[-1].body == "one"
     l1.mark_read(conv.id)
 
 
@@ -611,7 +614,10 @@ def test_conversations_are_paged_by_recency_or_unread_first(world, config, webho
         for order in ("recent", "unread_first"):
             want = expected(statuses, order == "unread_first")
             for limit in (1, 2, 5, 500):
-                got = _all_pages(lambda **kw: l1.list_conversations(status=status, order=order, **kw), limit)
+                got = _all_pages(
+                    lambda status=status, order=order, **kw: l1.list_conversations(status=status, order=order, **kw),
+                    limit,
+                )
                 assert [c.id for c in got] == want, (status, order, limit)
     with pytest.raises(InvalidValue):  # a cursor belongs to one list
         page = l1.list_conversations(order="recent", limit=1)

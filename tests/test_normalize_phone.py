@@ -65,7 +65,7 @@ def normalize_many(conn: psycopg.Connection, raws: Sequence[str | None], countri
 def mismatches(conn: psycopg.Connection, cases: Sequence[Case]) -> list[tuple[str, str, str, str, str | None]]:
     got = normalize_many(conn, [c.raw for c in cases], [c.region for c in cases])
     assert len(got) == len(cases)
-    return [(c.region, c.form, c.raw, c.expected, g) for c, g in zip(cases, got) if g != c.expected]
+    return [(c.region, c.form, c.raw, c.expected, g) for c, g in zip(cases, got, strict=True) if g != c.expected]
 
 
 def assert_all_match(conn: psycopg.Connection, cases: Sequence[Case]) -> None:
@@ -521,7 +521,7 @@ def test_garbage_is_null_in_every_supported_country(conn):
     raws = [g for g in GARBAGE for _ in SUPPORTED]
     countries = [c for _ in GARBAGE for c in SUPPORTED]
     got = normalize_many(conn, raws, countries)
-    wrong = [(r, c, g) for r, c, g in zip(raws, countries, got) if g is not None]
+    wrong = [(r, c, g) for r, c, g in zip(raws, countries, got, strict=True) if g is not None]
     assert not wrong, wrong[:10]
 
 

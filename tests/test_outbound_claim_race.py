@@ -90,7 +90,7 @@ def _worker(marker: str, barrier: threading.Barrier, claimed: list[uuid.UUID], e
                     return
                 time.sleep(0.005)
             raise TimeoutError("the queue was not drained in time")
-    except BaseException as exc:  # reported by the test, not lost in the thread
+    except BaseException as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
         errors.append(exc)
 
 

@@ -49,7 +49,8 @@ def landlord_and_phone(config):
             [landlord_id, "+" + phone],
         ).fetchone()[0]
         conn.execute(
-            "insert into public.leases (tenant_id, property_id, status, start_date) values (%s, %s, 'active', '2025-01-01')",
+            "insert into public.leases (tenant_id, property_id, status, start_date)"
+            " values (%s, %s, 'active', '2025-01-01')",
             [tenant_id, property_id],
         )
     try:

@@ -380,7 +380,8 @@ def test_every_status_is_applied_once_and_redelivery_changes_nothing(client, con
         ids[key] = admin.execute(
             "insert into public.whatsapp_messages (direction, type, body, landlord_signature, status, routing_status,"
             " outbound_kind, landlord_id, tenant_phone, to_phone, is_from_tenant, wamid, claimed_at)"
-            " values ('outgoing', 'text', 'Engineer on Thursday', 'From Alice Hart via ZenRent:', %s, 'outbound', 'text',"
+            " values ('outgoing', 'text', 'Engineer on Thursday', 'From Alice Hart via ZenRent:', %s, 'outbound',"
+            " 'text',"
             " %s, '447700900123', '447700900123', false, %s, now()) returning id::text as id",
             [status, ALICE, wamid],
         ).fetchone()["id"]
@@ -397,7 +398,8 @@ def test_every_status_is_applied_once_and_redelivery_changes_nothing(client, con
     rows = {
         r["id"]: r
         for r in db.execute(
-            "select id::text, wamid, status, delivered_at, read_at, error_code from public.whatsapp_messages where id = any(%s::uuid[])",
+            "select id::text, wamid, status, delivered_at, read_at, error_code from public.whatsapp_messages"
+            " where id = any(%s::uuid[])",
             [list(ids.values())],
         ).fetchall()
     }

@@ -408,7 +408,7 @@ def find_function(conn: psycopg.Connection, schema: str, name: str, keys: Sequen
         in_types = list(in_types or [])
         modes = list(argmodes or ["i"] * len(in_types))
         names = list(argnames or [""] * len(modes))
-        in_names = [n for n, m in zip(names, modes) if m in ("i", "b", "v")]
+        in_names = [n for n, m in zip(names, modes, strict=True) if m in ("i", "b", "v")]
         if len(in_names) != len(in_types) or any(not n for n in in_names):
             continue  # unnamed arguments cannot be passed by name
         if ret_schema == "pg_catalog" and ret_name in ("trigger", "event_trigger", "internal"):
@@ -425,7 +425,14 @@ def find_function(conn: psycopg.Connection, schema: str, name: str, keys: Sequen
         else:
             kind = "scalar"
         candidates.append(
-            Function(schema, proname, tuple(zip(in_names, (types[o] for o in in_types))), required, bool(retset), kind)
+            Function(
+                schema,
+                proname,
+                tuple(zip(in_names, (types[o] for o in in_types), strict=True)),
+                required,
+                bool(retset),
+                kind,
+            )
         )
     if not candidates:
         shown = ", ".join(sorted(keys))
@@ -787,7 +794,7 @@ def compile_read(
         offset=sql.Placeholder(),
     )
     count = sql.SQL("select count(*) from {relation}{where}").format(relation=relation.ident, where=where)
-    return page, params + [limit, plan.offset], count, list(params), limit
+    return page, [*params, limit, plan.offset], count, list(params), limit
 
 
 def content_range(lower: int, n: int, total: int | None) -> str:
