@@ -143,9 +143,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> int | None
 
 
 def _meta_error(body: Any) -> dict[str, Any]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Outcome:

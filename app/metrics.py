@@ -41,7 +41,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .db import transaction_as
+from .db import Pool, transaction_as
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -63,13 +63,16 @@ POOL = Gauge("zenrent_db_pool_connections", "Database pool connections", ["state
 class DatabaseCollector:
     """Backlog gauges read from the database when Prometheus scrapes."""
 
-    def __init__(self, app: Flask):
-        self.app = app
+    def __init__(self, pool: Pool):
+        self.pool = pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            with transaction_as(self.app.extensions["zr_pool"], "service_role") as conn:
-                s = conn.execute("select public.whatsapp_service_status() as s").fetchone()["s"]
+            with transaction_as(self.pool, "service_role") as conn:
+                row = conn.execute("select public.whatsapp_service_status() as s").fetchone()
+            if row is None:
+                raise LookupError("whatsapp_service_status() returned no row")
+            s = row["s"]
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
             log.warning("metrics: database unavailable: %s", type(exc).__name__)
             up = GaugeMetricFamily("zenrent_database_up", "Database reachable from /metrics")
@@ -139,7 +142,7 @@ def metrics() -> Response:
     # Fresh registries per scrape: registering the database collector on the shared default
     # registry made concurrent scrapes (threaded servers) fail with "Duplicated timeseries".
     database = CollectorRegistry()  # auto_describe off: the database is read once, when generating
-    database.register(DatabaseCollector(current_app._get_current_object()))
+    database.register(DatabaseCollector(current_app.extensions["zr_pool"]))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         process = CollectorRegistry()
         MultiProcessCollector(process)

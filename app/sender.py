@@ -25,10 +25,10 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from .config import Config
-from .db import make_pool, transaction_as
+from .db import Pool, make_pool, transaction_as
 from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, build_message_body
 from .logging_setup import configure_logging, log_event
 
@@ -106,7 +106,7 @@ class Sender:
     def __init__(
         self,
         config: Config,
-        pool: ConnectionPool,
+        pool: Pool,
         graph: GraphClient | None = None,
         stop: threading.Event | None = None,
     ):

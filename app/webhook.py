@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from psycopg_pool import PoolTimeout
 
 from .config import Config
@@ -167,7 +168,7 @@ def log_summary(summary: dict[str, Any]) -> None:
 
 
 @bp.get(WEBHOOK_PATH)
-def verify_subscription():
+def verify_subscription() -> ResponseReturnValue:
     """Meta's handshake when the webhook is configured: echo hub.challenge for the right token."""
     config: Config = current_app.config["ZR"]
     mode = request.args.get("hub.mode")
@@ -184,7 +185,7 @@ def verify_subscription():
 
 
 @bp.post(WEBHOOK_PATH)
-def receive():
+def receive() -> ResponseReturnValue:
     config: Config = current_app.config["ZR"]
     try:
         # Reading the body enforces MAX_CONTENT_LENGTH (413) before anything else happens.

@@ -11,19 +11,24 @@ import argparse
 import json
 import sys
 import time
+from typing import Any, LiteralString, TextIO
 
 import psycopg
 
 from app.config import default_database_url
 
 
-def call(conn: psycopg.Connection, sql: str, *params):
+def call(conn: psycopg.Connection, sql: LiteralString, *params: object) -> Any:
+    """The one value of a one-row query, in its own transaction as service_role."""
     with conn.transaction():
         conn.execute("set local role service_role")
-        return conn.execute(sql, params).fetchone()[0]
+        row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from: {sql}")
+    return row[0]
 
 
-def progress(done: int, total: int, started: float, stream) -> None:
+def progress(done: int, total: int, started: float, stream: TextIO) -> None:
     width = 40
     frac = 1.0 if total == 0 else min(done / total, 1.0)
     rate = done / max(time.monotonic() - started, 1e-9)

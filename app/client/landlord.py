@@ -194,7 +194,8 @@ class LandlordClient:
                     f"last_message_at.lt.{t},and(last_message_at.eq.{t},id.lt.{keyset['i']}),last_message_at.is.null"
                 )
         q = q.order("last_message_at", desc=True, nullsfirst=False).order("id", desc=True).limit(n)
-        return self._execute(q)
+        rows: list[dict[str, Any]] = self._execute(q)
+        return rows
 
     def get_conversation(self, conversation_id: UUID | str) -> Conversation:
         """One of the landlord's conversations; NotFound for any other id (whoever owns it)."""

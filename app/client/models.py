@@ -63,6 +63,14 @@ def _ts(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _required_ts(value: Any) -> datetime:
+    """A timestamp the column never leaves null."""
+    ts = _ts(value)
+    if ts is None:
+        raise ValueError("a required timestamp is missing")
+    return ts
+
+
 def _uuid(value: Any) -> UUID | None:
     return UUID(str(value)) if value is not None else None
 
@@ -98,8 +106,8 @@ class Conversation:
             last_message_at=_ts(row.get("last_message_at")),
             last_inbound_at=_ts(row.get("last_inbound_at")),
             last_message_preview=row.get("last_message_preview"),
-            created_at=_ts(row["created_at"]),
-            updated_at=_ts(row["updated_at"]),
+            created_at=_required_ts(row["created_at"]),
+            updated_at=_required_ts(row["updated_at"]),
             raw_last_message_at=row.get("last_message_at"),
         )
 
@@ -154,7 +162,7 @@ class Message:
             body=row.get("body"),
             landlord_signature=row.get("landlord_signature"),
             status=row.get("status"),
-            sent_at=_ts(row["sent_at"]),
+            sent_at=_required_ts(row["sent_at"]),
             delivered_at=_ts(row.get("delivered_at")),
             read_at=_ts(row.get("read_at")),
             failed_at=_ts(row.get("failed_at")),

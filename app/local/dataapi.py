@@ -67,6 +67,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -247,7 +248,7 @@ class Auth:
         return self.role != ANON_ROLE
 
 
-def authenticate(headers: Mapping[str, str], config: DataApiConfig) -> Auth:
+def authenticate(headers: Headers | Mapping[str, str], config: DataApiConfig) -> Auth:
     """Who the request is, from its JWT, as PostgREST decides it."""
     authorization = headers.get("Authorization")
     if authorization is None:
@@ -692,6 +693,7 @@ def compile_condition(node: Any, relation: Relation, params: list[Any]) -> sql.C
     if column_type is None:
         raise _undefined_column(relation, node.column)
     col = sql.Identifier(node.column)
+    cond: sql.Composable
     if node.op == "is":
         cond = sql.SQL("{} {}").format(col, sql.SQL(_IS_VALUES[node.value]))
     elif node.op == "in":
@@ -774,7 +776,7 @@ def compile_read(
     for column, direction, nulls in plan.order:
         if column not in relation.columns:
             raise _undefined_column(relation, column)
-        term = sql.Identifier(column)
+        term: sql.Composable = sql.Identifier(column)
         if direction:
             term = sql.SQL("{} {}").format(term, sql.SQL(direction))
         if nulls:
@@ -884,9 +886,10 @@ def _media_types(header: str | None) -> list[str]:
     return [part.split(";", 1)[0].strip().lower() for part in header.split(",") if part.strip()]
 
 
-def _prefer(headers: Mapping[str, str]) -> dict[str, str]:
+def _prefer(headers: Headers | Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for value in headers.getlist("Prefer") if hasattr(headers, "getlist") else [headers.get("Prefer", "")]:
+    values = headers.getlist("Prefer") if isinstance(headers, Headers) else [headers.get("Prefer", "")]
+    for value in values:
         for part in (value or "").split(","):
             k, _, v = part.strip().partition("=")
             if k:
@@ -922,7 +925,7 @@ class DataApi:
     def close(self) -> None:
         self.pool.close()
 
-    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         request.max_content_length = self.config.max_body_bytes
         timer = _Timer()
@@ -1113,7 +1116,12 @@ class DataApi:
 
 
 def apply_request_settings(
-    conn: psycopg.Connection, auth: Auth, method: str, path: str, headers: Mapping[str, str], search_path: Sequence[str]
+    conn: psycopg.Connection,
+    auth: Auth,
+    method: str,
+    path: str,
+    headers: Headers | Mapping[str, str],
+    search_path: Sequence[str],
 ) -> None:
     """What PostgREST's setPgLocals does, inside the caller's transaction.
 
@@ -1184,7 +1192,8 @@ class DataApiServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
     def start(self) -> DataApiServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-dataapi", daemon=True)

@@ -12,9 +12,11 @@ import hmac
 import logging
 import secrets
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from ..auth import InvalidToken, is_support, verify_access_token
 from ..db import transaction_as_user
@@ -43,7 +45,8 @@ def _claims() -> dict[str, Any] | None:
 def _csrf_token() -> str:
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    token: str = session["csrf"]
+    return token
 
 
 @bp.app_context_processor
@@ -52,7 +55,7 @@ def _inject() -> dict[str, Any]:
 
 
 @bp.before_request
-def _guard():
+def _guard() -> ResponseReturnValue | None:
     if request.method == "POST":
         sent = request.form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -70,7 +73,7 @@ def error_page(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("ops/error.html", status=status, title=title, message=message), status
 
 
-def _rpc(sql: str, params: dict[str, Any] | tuple = ()) -> list[dict[str, Any]]:
+def _rpc(sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     with transaction_as_user(current_app.extensions["zr_pool"], g.claims) as conn:
         return conn.execute(sql, params).fetchall()
 
@@ -84,12 +87,12 @@ def _db_error(exc: psycopg.Error) -> str:
 
 
 @bp.get("/login")
-def login():
+def login() -> ResponseReturnValue:
     return render_template("ops/login.html")
 
 
 @bp.post("/login")
-def login_post():
+def login_post() -> ResponseReturnValue:
     token = (request.form.get("token") or "").strip()
     try:
         claims = verify_access_token(token, current_app.config["ZR"].jwt_secret)
@@ -114,7 +117,7 @@ def login_post():
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     resp = redirect(url_for("ops.login"))
     resp.delete_cookie(COOKIE, path="/ops")
     session.pop("csrf", None)
@@ -122,7 +125,7 @@ def logout():
 
 
 @bp.get("/")
-def queue():
+def queue() -> ResponseReturnValue:
     status = request.args.get("status") or None
     if status is not None and status not in HELD_STATUSES:
         abort(400, description="unknown status filter")
@@ -141,7 +144,7 @@ def queue():
 
 
 @bp.post("/messages/<uuid:message_id>/assign")
-def assign(message_id):
+def assign(message_id: UUID) -> ResponseReturnValue:
     landlord_id = request.form.get("landlord_id", "").strip()
     pin_days = request.form.get("pin_days", "0").strip() or "0"
     reason = request.form.get("reason", "").strip() or None
@@ -158,7 +161,7 @@ def assign(message_id):
 
 
 @bp.post("/messages/<uuid:message_id>/dismiss")
-def dismiss(message_id):
+def dismiss(message_id: UUID) -> ResponseReturnValue:
     reason = request.form.get("reason", "").strip()
     try:
         _rpc("select public.dismiss_held_message(%s, %s)", (str(message_id), reason))
@@ -169,7 +172,7 @@ def dismiss(message_id):
 
 
 @bp.get("/status")
-def status():
+def status() -> ResponseReturnValue:
     try:
         data = _rpc("select public.whatsapp_service_status() as s")[0]["s"]
     except psycopg.Error as exc:
