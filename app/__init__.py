@@ -1,34 +1,30 @@
-"""ZenRent WhatsApp service: webhook shim, outbound sender, support console, metrics and landlord client.
+"""ZenRent WhatsApp routing: the Python side of a Postgres-first service.
 
-`create_app()` is the Flask application factory (gunicorn: "app:create_app()").
+Deploy units, each importing only its own dependencies (pyproject.toml names them):
+
+* ``app.client``  the landlord client library on supabase-py (the base install; no Flask, gunicorn
+  or psycopg_pool), what landlord apps depend on;
+* ``app.service`` the webhook service, a Flask application factory ``create_app()``
+  (gunicorn ``app.service:create_app()``, see app/gunicorn_conf.py), with /healthz, /metrics and /ops;
+* ``app.sender``  the outbound sender worker (``python -m app.sender``);
+* ``app.local``   local stand-ins (Data API, token minting), never deployed.
+
+This file imports nothing, so that ``import app.client`` stays light.
 """
+
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from .config import Config
-from .db import make_pool
-from .logging_setup import configure_logging
+if TYPE_CHECKING:
+    from .service import create_app as create_app
 
 
-def create_app(config: Config | None = None) -> Flask:
-    config = config or Config.from_env()
-    configure_logging()
+def __getattr__(name: str) -> object:
+    # TODO(bench): bench/run.py still starts gunicorn with "app:create_app()". Remove this lazy
+    # alias once it says "app.service:create_app()"; it imports Flask only when asked for.
+    if name == "create_app":
+        from .service import create_app
 
-    app = Flask(__name__)
-    app.config["ZR"] = config
-    app.config["SECRET_KEY"] = config.secret_key
-    app.config["SESSION_COOKIE_SECURE"] = config.cookie_secure
-    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    pool = make_pool(config)
-    pool.open(wait=False)
-    app.extensions["zr_pool"] = pool
-
-    from . import health, metrics, ops, webhook
-
-    app.register_blueprint(health.bp)
-    app.register_blueprint(webhook.bp)
-    app.register_blueprint(ops.bp)
-    metrics.init_app(app)
-    return app
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

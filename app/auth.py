@@ -3,6 +3,7 @@
 Used by the support console, which acts in the database as the signed-in user, so that RLS and
 the RPCs' own checks decide what the user may do, never this Python code.
 """
+
 from __future__ import annotations
 
 from typing import Any

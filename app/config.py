@@ -1,14 +1,39 @@
 """Configuration from environment variables, with safe local defaults."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
+#: The local cluster's port when ZR_DB_PORT is not set (supabase/config.toml's [db] port).
+DEFAULT_DB_PORT = "54322"
+DEFAULT_DB_NAME = "postgres"
 
 # Secrets that must be set explicitly outside local development.
-REQUIRED_IN_PRODUCTION = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
-                          "ZR_JWT_SECRET", "ZR_SECRET_KEY")
+REQUIRED_IN_PRODUCTION = (
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+    "ZR_JWT_SECRET",
+    "ZR_SECRET_KEY",
+)
+
+
+def default_database_url(env: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL if set, else the local cluster on ZR_DB_PORT (54322) and ZR_DB_NAME (postgres).
+
+    The one Python copy of scripts/lib.sh's rule, which shell scripts use: keep the two in step.
+    Every Python default (the service, the scripts, the tests, the benchmarks) calls this.
+    """
+    env = os.environ if env is None else env
+    url = env.get("DATABASE_URL")
+    if url:
+        return url
+    port = env.get("ZR_DB_PORT") or DEFAULT_DB_PORT
+    name = env.get("ZR_DB_NAME") or DEFAULT_DB_NAME
+    return f"postgresql://postgres:postgres@127.0.0.1:{port}/{name}?sslmode=disable"
 
 
 class ConfigError(RuntimeError):
@@ -17,7 +42,7 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Config:
-    database_url: str = LOCAL_DATABASE_URL
+    database_url: str = field(default_factory=default_database_url)
     environment: str = "development"
     app_secret: str = "local-app-secret"
     verify_token: str = "local-verify-token"
@@ -42,10 +67,10 @@ class Config:
     jwt_secret: str = "super-secret-jwt-token-with-at-least-32-characters-long"
     secret_key: str = "local-flask-secret-key"
     cookie_secure: bool = True
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         environment = env.get("ZR_ENV", "development")
         if environment == "production":
@@ -53,12 +78,10 @@ class Config:
             if not env.get("DATABASE_URL"):
                 missing.append("DATABASE_URL")
             if missing:
-                raise ConfigError(
-                    "refusing to start in production without: " + ", ".join(missing)
-                )
+                raise ConfigError("refusing to start in production without: " + ", ".join(missing))
         d = cls()
         config = cls(
-            database_url=env.get("DATABASE_URL", d.database_url),
+            database_url=default_database_url(env),
             environment=environment,
             app_secret=env.get("WHATSAPP_APP_SECRET", d.app_secret),
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN", d.verify_token),
@@ -75,8 +98,7 @@ class Config:
             sender_batch_size=int(env.get("ZR_SENDER_BATCH_SIZE", d.sender_batch_size)),
             sender_idle_s=float(env.get("ZR_SENDER_IDLE_S", d.sender_idle_s)),
             sender_http_timeout_s=float(env.get("ZR_SENDER_HTTP_TIMEOUT_S", d.sender_http_timeout_s)),
-            sender_reconcile_interval_s=float(
-                env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
+            sender_reconcile_interval_s=float(env.get("ZR_SENDER_RECONCILE_INTERVAL_S", d.sender_reconcile_interval_s)),
             sender_stuck_timeout_s=int(env.get("ZR_SENDER_STUCK_TIMEOUT_S", d.sender_stuck_timeout_s)),
             jwt_secret=env.get("ZR_JWT_SECRET", d.jwt_secret),
             secret_key=env.get("ZR_SECRET_KEY", d.secret_key),

@@ -1,13 +1,15 @@
 """The one piece of global state: a psycopg connection pool, and transactions as a given role."""
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from .config import Config
@@ -17,8 +19,13 @@ log = logging.getLogger(__name__)
 # Roles the service may act as. Never interpolate anything else into `set local role`.
 _ROLES = {"service_role": "service_role"}
 
+#: A pooled connection: every row is a dict (row_factory=dict_row).
+DictConnection = psycopg.Connection[DictRow]
+#: The pool the service, the sender and the console share.
+Pool = ConnectionPool[DictConnection]
 
-def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") -> ConnectionPool:
+
+def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") -> Pool:
     """A pool that connects lazily, so the app starts even when the database is down.
 
     Each connection is checked (an empty query) when it is handed out, so that connections
@@ -26,6 +33,7 @@ def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") 
     """
     return ConnectionPool(
         conninfo=config.database_url,
+        connection_class=DictConnection,  # for the type checker: rows are dicts (kwargs says so at run time)
         min_size=config.db_pool_min,
         max_size=config.db_pool_max,
         kwargs={
@@ -42,28 +50,26 @@ def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") 
 
 
 @contextlib.contextmanager
-def transaction_as(pool: ConnectionPool, role: str = "service_role") -> Iterator[psycopg.Connection]:
+def transaction_as(pool: Pool, role: str = "service_role") -> Iterator[DictConnection]:
     """One transaction on a pooled connection, switched to an API role for its duration."""
-    with pool.connection() as conn:
-        with conn.transaction():
-            conn.execute(f"set local role {_ROLES[role]}")
-            yield conn
+    with pool.connection() as conn, conn.transaction():
+        conn.execute(f"set local role {_ROLES[role]}")
+        yield conn
 
 
 @contextlib.contextmanager
-def transaction_as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterator[psycopg.Connection]:
+def transaction_as_user(pool: Pool, claims: dict[str, Any]) -> Iterator[DictConnection]:
     """One transaction as a signed-in user, exactly as PostgREST runs a request: role authenticated
     and the verified JWT claims in request.jwt.claims, so RLS and the RPCs' own checks decide."""
     if claims.get("role") != "authenticated":
         raise ValueError("transaction_as_user needs the claims of an authenticated user")
-    with pool.connection() as conn:
-        with conn.transaction():
-            conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
-            conn.execute("set local role authenticated")
-            yield conn
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        conn.execute("set local role authenticated")
+        yield conn
 
 
-def call_rpc(pool: ConnectionPool, function: str, *args: Any, role: str = "service_role") -> Any:
+def call_rpc(pool: Pool, function: str, *args: Any, role: str = "service_role") -> Any:
     """Call one public RPC (a fixed, known name) in its own transaction and return its value."""
     placeholders = ", ".join(["%s"] * len(args))
     params = [json.dumps(a) if isinstance(a, (dict, list)) else a for a in args]
@@ -72,7 +78,7 @@ def call_rpc(pool: ConnectionPool, function: str, *args: Any, role: str = "servi
     return row["result"] if row else None
 
 
-def ping(pool: ConnectionPool) -> bool:
+def ping(pool: Pool) -> bool:
     try:
         with pool.connection(timeout=2) as conn:
             conn.execute("select 1")

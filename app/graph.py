@@ -9,15 +9,17 @@ Three outcomes of one POST /{version}/{phone_number_id}/messages:
                          after sending): the message is NOT retried, it stays `sending` until a
                          status webhook reconciles it or an operator checks it (at most once).
 """
+
 from __future__ import annotations
 
 import email.utils
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, Union
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import requests
@@ -44,12 +46,18 @@ class OutboundMessage:
     attempt_count: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "OutboundMessage":
+    def from_row(cls, row: Mapping[str, Any]) -> OutboundMessage:
         template = row.get("template")
         if isinstance(template, str):
             template = json.loads(template)
-        return cls(id=row["id"], to_phone=row["to_phone"], kind=row["kind"], text_body=row.get("text_body"),
-                   template=template, attempt_count=row.get("attempt_count") or 0)
+        return cls(
+            id=row["id"],
+            to_phone=row["to_phone"],
+            kind=row["kind"],
+            text_body=row.get("text_body"),
+            template=template,
+            attempt_count=row.get("attempt_count") or 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,8 +77,13 @@ class SendError:
 
     def as_json(self) -> dict[str, Any]:
         """The `error` argument of public.complete_outbound_message."""
-        return {"code": self.code, "title": self.title, "message": self.message,
-                "retryable": self.retryable, "retry_after_seconds": self.retry_after_seconds}
+        return {
+            "code": self.code,
+            "title": self.title,
+            "message": self.message,
+            "retryable": self.retryable,
+            "retry_after_seconds": self.retry_after_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,7 @@ class Unknown:
     reason: str
 
 
-Outcome = Union[Sent, SendError, Unknown]
+Outcome = Sent | SendError | Unknown
 
 
 class InvalidMessage(ValueError):
@@ -124,22 +137,23 @@ def parse_retry_after(value: str | None, now: float | None = None) -> int | None
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now_dt = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now_dt = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     return max(0, min(int((when - now_dt).total_seconds() + 0.999), MAX_RETRY_AFTER_S))
 
 
 def _meta_error(body: Any) -> dict[str, Any]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Outcome:
     """What one Graph API answer means for the message (see the module docstring)."""
     if 200 <= status < 300:
         messages = body.get("messages") if isinstance(body, dict) else None
-        wamid = messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+        wamid = (
+            messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+        )
         if wamid:
             return Sent(str(wamid))
         # Accepted but no id: it may go out, so it must not be retried; a status webhook or a person decides.
@@ -154,8 +168,9 @@ def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Out
     retry_after = parse_retry_after(headers.get("Retry-After"))
 
     if status == 429 or code in THROTTLE_CODES:
-        return SendError(code, title, message, retryable=True, retry_after_seconds=retry_after,
-                         throttled=True, http_status=status)
+        return SendError(
+            code, title, message, retryable=True, retry_after_seconds=retry_after, throttled=True, http_status=status
+        )
     if code == PAIR_RATE_LIMIT:
         return SendError(code, title, message, retryable=True, retry_after_seconds=retry_after, http_status=status)
     if code == WINDOW_CLOSED:
@@ -167,22 +182,37 @@ def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Out
     if status == 401 or code in AUTH_CODES:
         # The access token is wrong or expired: no message can go out until an operator fixes it,
         # so pause everything and keep the message for later instead of failing the whole queue.
-        return SendError(code, f"{title} (check WHATSAPP_ACCESS_TOKEN)", message, retryable=True,
-                         retry_after_seconds=retry_after or 60, throttled=True, http_status=status)
+        return SendError(
+            code,
+            f"{title} (check WHATSAPP_ACCESS_TOKEN)",
+            message,
+            retryable=True,
+            retry_after_seconds=retry_after or 60,
+            throttled=True,
+            http_status=status,
+        )
     return SendError(code, title, message, retryable=False, http_status=status)
 
 
 def _not_sent(exc: BaseException) -> bool:
     """True when the request certainly never reached the server (safe to retry)."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError,
-                        requests.exceptions.ProxyError, requests.exceptions.InvalidURL)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectTimeout,
+            requests.exceptions.SSLError,
+            requests.exceptions.ProxyError,
+            requests.exceptions.InvalidURL,
+        ),
+    ):
         return True
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-                            ConnectionRefusedError)):
+        if isinstance(
+            cur, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError)
+        ):
             return True
         if isinstance(cur, urllib3.exceptions.MaxRetryError) and cur.reason is not None:
             cur = cur.reason
@@ -195,8 +225,15 @@ def _not_sent(exc: BaseException) -> bool:
 class GraphClient:
     """POSTs messages to {base}/{version}/{phone_number_id}/messages with the bearer token."""
 
-    def __init__(self, base: str, version: str, phone_number_id: str, access_token: str,
-                 timeout_s: float = 20.0, connect_timeout_s: float = 5.0):
+    def __init__(
+        self,
+        base: str,
+        version: str,
+        phone_number_id: str,
+        access_token: str,
+        timeout_s: float = 20.0,
+        connect_timeout_s: float = 5.0,
+    ):
         self.url = f"{base.rstrip('/')}/{version}/{phone_number_id}/messages"
         self._headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
         self._timeout = (connect_timeout_s, timeout_s)
@@ -210,8 +247,7 @@ class GraphClient:
 
     def send(self, body: Mapping[str, Any]) -> Outcome:
         try:
-            resp = self._session().post(self.url, data=json.dumps(body), headers=self._headers,
-                                        timeout=self._timeout)
+            resp = self._session().post(self.url, data=json.dumps(body), headers=self._headers, timeout=self._timeout)
         except requests.RequestException as exc:
             if _not_sent(exc):
                 return SendError(0, f"network error before sending: {type(exc).__name__}", retryable=True)

@@ -3,6 +3,7 @@
 Only identifiers and decisions are logged (wamid, routing status, message id, error codes):
 never message bodies, phone-number-free payloads, tokens or secrets.
 """
+
 from __future__ import annotations
 
 import logging

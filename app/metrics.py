@@ -19,21 +19,29 @@ Metrics:
   zenrent_outbound_failed_24h{code}                failed sends in the last 24 h by Meta error code
   zenrent_webhook_errors_24h                       value.errors[] reported by Meta in the last 24 h
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import time
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .db import transaction_as
+from .db import Pool, transaction_as
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -41,8 +49,11 @@ bp = Blueprint("metrics", __name__)
 WEBHOOK_PATH = "/webhooks/whatsapp"
 
 WEBHOOK_REQUESTS = Counter("zenrent_webhook_requests_total", "Webhook POSTs by HTTP status", ["status"])
-WEBHOOK_SECONDS = Histogram("zenrent_webhook_request_seconds", "Webhook POST latency",
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+WEBHOOK_SECONDS = Histogram(
+    "zenrent_webhook_request_seconds",
+    "Webhook POST latency",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 ROUTED = Counter("zenrent_messages_routed_total", "New inbound messages by routing status", ["routing_status"])
 DUPLICATES = Counter("zenrent_message_duplicates_total", "Redelivered inbound messages (no-ops)")
 STATUSES = Counter("zenrent_status_updates_total", "Delivery statuses received", ["result"])
@@ -52,13 +63,16 @@ POOL = Gauge("zenrent_db_pool_connections", "Database pool connections", ["state
 class DatabaseCollector:
     """Backlog gauges read from the database when Prometheus scrapes."""
 
-    def __init__(self, app: Flask):
-        self.app = app
+    def __init__(self, pool: Pool):
+        self.pool = pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            with transaction_as(self.app.extensions["zr_pool"], "service_role") as conn:
-                s = conn.execute("select public.whatsapp_service_status() as s").fetchone()["s"]
+            with transaction_as(self.pool, "service_role") as conn:
+                row = conn.execute("select public.whatsapp_service_status() as s").fetchone()
+            if row is None:
+                raise LookupError("whatsapp_service_status() returned no row")
+            s = row["s"]
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
             log.warning("metrics: database unavailable: %s", type(exc).__name__)
             up = GaugeMetricFamily("zenrent_database_up", "Database reachable from /metrics")
@@ -77,7 +91,7 @@ class DatabaseCollector:
         yield depth
         oldest = GaugeMetricFamily("zenrent_outbound_oldest_queued_seconds", "Age of the oldest queued message")
         at = s.get("oldest_queued_at")
-        age = 0.0 if not at else (datetime.now(timezone.utc) - datetime.fromisoformat(at)).total_seconds()
+        age = 0.0 if not at else (datetime.now(UTC) - datetime.fromisoformat(at)).total_seconds()
         oldest.add_metric([], max(age, 0.0))
         yield oldest
         failed = GaugeMetricFamily("zenrent_outbound_failed_24h", "Failed sends in 24 h by Meta code", labels=["code"])
@@ -128,7 +142,7 @@ def metrics() -> Response:
     # Fresh registries per scrape: registering the database collector on the shared default
     # registry made concurrent scrapes (threaded servers) fail with "Duplicated timeseries".
     database = CollectorRegistry()  # auto_describe off: the database is read once, when generating
-    database.register(DatabaseCollector(current_app._get_current_object()))
+    database.register(DatabaseCollector(current_app.extensions["zr_pool"]))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         process = CollectorRegistry()
         MultiProcessCollector(process)

@@ -9,6 +9,7 @@ Delivery guarantee: at most once per message (docs/sender.md). A message is re-s
 Meta said it was not sent (an error answer, or the connection failed before the request left).
 SIGTERM / SIGINT: stop claiming, finish the messages already claimed, exit 0.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,16 +18,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from .config import Config
-from .db import make_pool, transaction_as
+from .db import Pool, make_pool, transaction_as
 from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, build_message_body
 from .logging_setup import configure_logging, log_event
 
@@ -101,12 +103,22 @@ class TokenBucket:
 
 
 class Sender:
-    def __init__(self, config: Config, pool: ConnectionPool, graph: GraphClient | None = None,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        config: Config,
+        pool: Pool,
+        graph: GraphClient | None = None,
+        stop: threading.Event | None = None,
+    ):
         self.config = config
         self.pool = pool
-        self.graph = graph or GraphClient(config.graph_api_base, config.graph_api_version, config.phone_number_id,
-                                          config.access_token, timeout_s=config.sender_http_timeout_s)
+        self.graph = graph or GraphClient(
+            config.graph_api_base,
+            config.graph_api_version,
+            config.phone_number_id,
+            config.access_token,
+            timeout_s=config.sender_http_timeout_s,
+        )
         self.stop = stop or threading.Event()
         self.bucket = TokenBucket(config.sender_rate)
         self._executor = ThreadPoolExecutor(max_workers=config.sender_concurrency, thread_name_prefix="sender")
@@ -128,32 +140,49 @@ class Sender:
         for attempt in range(len(delays) + 1):
             try:
                 with transaction_as(self.pool) as conn:
-                    conn.execute("select public.complete_outbound_message(%s::uuid, %s::text, %s::jsonb)",
-                                 [msg.id, wamid, payload])
+                    conn.execute(
+                        "select public.complete_outbound_message(%s::uuid, %s::text, %s::jsonb)",
+                        [msg.id, wamid, payload],
+                    )
                 return True
             except _DB_TRANSIENT as exc:
                 if attempt == len(delays):
-                    log_event(log, "sender.complete_failed", level=logging.ERROR, message_id=msg.id, wamid=wamid,
-                              error=type(exc).__name__,
-                              note="left in sending; reconciled by status webhook or needs_review")
+                    log_event(
+                        log,
+                        "sender.complete_failed",
+                        level=logging.ERROR,
+                        message_id=msg.id,
+                        wamid=wamid,
+                        error=type(exc).__name__,
+                        note="left in sending; reconciled by status webhook or needs_review",
+                    )
                     return False
                 time.sleep(delays[attempt])
             except psycopg.Error as exc:
                 if attempt > 0 and exc.sqlstate == "55000":
                     return True  # the earlier attempt did commit; only its answer was lost
-                log_event(log, "sender.complete_refused", level=logging.ERROR, message_id=msg.id, wamid=wamid,
-                          sqlstate=exc.sqlstate, reason=exc.diag.message_primary)
+                log_event(
+                    log,
+                    "sender.complete_refused",
+                    level=logging.ERROR,
+                    message_id=msg.id,
+                    wamid=wamid,
+                    sqlstate=exc.sqlstate,
+                    reason=exc.diag.message_primary,
+                )
                 return False
         return False
 
     def reconcile(self) -> int | None:
         try:
             with transaction_as(self.pool) as conn:
-                row = conn.execute("select public.reconcile_stuck_outbound(%s) as n",
-                                   [self.config.sender_stuck_timeout_s]).fetchone()
+                row = conn.execute(
+                    "select public.reconcile_stuck_outbound(%s) as n", [self.config.sender_stuck_timeout_s]
+                ).fetchone()
         except psycopg.Error as exc:
-            log_event(log, "sender.reconcile_failed", level=logging.WARNING, error=type(exc).__name__,
-                      sqlstate=exc.sqlstate)
+            log_event(
+                log, "sender.reconcile_failed", level=logging.WARNING, error=type(exc).__name__, sqlstate=exc.sqlstate
+            )
             return None
         except PoolTimeout:
             log_event(log, "sender.reconcile_failed", level=logging.WARNING, error="PoolTimeout")
@@ -186,8 +215,9 @@ class Sender:
             # A long back-off pause, or shutting down during one: hand the message back to the queue
             # rather than hold it claimed (it would look stuck) or send it late.
             reason = "sender stopped" if self.stop.is_set() else "long rate-limit back-off"
-            err = SendError(0, f"not sent: {reason}", retryable=True,
-                            retry_after_seconds=math.ceil(self.bucket.paused_for()))
+            err = SendError(
+                0, f"not sent: {reason}", retryable=True, retry_after_seconds=math.ceil(self.bucket.paused_for())
+            )
             self.complete(msg, None, err)
             log_event(log, "sender.handed_back", message_id=msg.id, reason=reason)
             return err
@@ -202,11 +232,25 @@ class Sender:
                 pause = self._throttled(outcome)
                 if outcome.retry_after_seconds is None:
                     outcome = replace(outcome, retry_after_seconds=math.ceil(pause))
-                log_event(log, "sender.throttled", level=logging.WARNING, message_id=msg.id, code=outcome.code,
-                          pause_s=round(pause, 3))
+                log_event(
+                    log,
+                    "sender.throttled",
+                    level=logging.WARNING,
+                    message_id=msg.id,
+                    code=outcome.code,
+                    pause_s=round(pause, 3),
+                )
             self.complete(msg, None, outcome)
-            log_event(log, "sender.error", level=logging.WARNING, message_id=msg.id, code=outcome.code,
-                      http_status=outcome.http_status, retryable=outcome.retryable, title=outcome.title)
+            log_event(
+                log,
+                "sender.error",
+                level=logging.WARNING,
+                message_id=msg.id,
+                code=outcome.code,
+                http_status=outcome.http_status,
+                retryable=outcome.retryable,
+                title=outcome.title,
+            )
         else:
             # Maybe sent: do not complete and do not retry. A status webhook carrying our id
             # (biz_opaque_callback_data) reconciles it, or reconcile_stuck_outbound flags it.
@@ -216,7 +260,7 @@ class Sender:
     def _send_logged(self, msg: OutboundMessage) -> Outcome | None:
         try:
             return self.send(msg)
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the loop; the row stays `sending`
+        except Exception as exc:
             log.exception("%s", f"event=sender.bug message_id={msg.id} error={type(exc).__name__}")
             return None
 
@@ -238,8 +282,13 @@ class Sender:
         return len(messages)
 
     def run(self) -> None:
-        log_event(log, "sender.started", rate=self.config.sender_rate, concurrency=self.config.sender_concurrency,
-                  url=self.graph.url)
+        log_event(
+            log,
+            "sender.started",
+            rate=self.config.sender_rate,
+            concurrency=self.config.sender_concurrency,
+            url=self.graph.url,
+        )
         next_reconcile = 0.0
         failures = 0
         while not self.stop.is_set():
@@ -258,8 +307,13 @@ class Sender:
                 continue
             except psycopg.Error as exc:
                 failures += 1
-                log_event(log, "sender.claim_failed", level=logging.ERROR, sqlstate=exc.sqlstate,
-                          reason=exc.diag.message_primary)
+                log_event(
+                    log,
+                    "sender.claim_failed",
+                    level=logging.ERROR,
+                    sqlstate=exc.sqlstate,
+                    reason=exc.diag.message_primary,
+                )
                 self.stop.wait(min(30.0, self.config.sender_idle_s * 2 ** min(failures, 5)))
                 continue
             if claimed == 0:

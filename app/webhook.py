@@ -6,6 +6,7 @@ transaction as `service_role`. The response is 200 only once that transaction ha
 anything the database did not commit answers 5xx so that Meta delivers again (delivery is
 idempotent on the wamid, so a redelivered batch changes nothing).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,11 +17,12 @@ from typing import Any
 
 import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from psycopg_pool import PoolTimeout
-from werkzeug.exceptions import HTTPException
 
 from .config import Config
 from .db import transaction_as
+from .http_errors import error_response
 from .logging_setup import log_event
 
 log = logging.getLogger(__name__)
@@ -47,15 +49,11 @@ _TRANSIENT_SQLSTATES = {
 
 
 class WebhookError(Exception):
-    """An error answered as JSON: {"error": {"code", "message", "hint"}} with an HTTP status."""
+    """An error answered with an HTTP status and the service's JSON error shape (app/http_errors.py)."""
 
     def __init__(self, status: int, code: str, message: str, hint: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.hint = status, code, message, hint
-
-
-def error_response(status: int, code: str, message: str, hint: str | None = None) -> tuple[Response, int]:
-    return jsonify({"error": {"code": code, "message": message, "hint": hint}}), status
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -82,32 +80,51 @@ def parse_payload(body: bytes) -> tuple[str, dict[str, Any]]:
         text = body.decode("utf-8")
         payload = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
-        raise WebhookError(400, "invalid_json", "request body is not UTF-8 JSON",
-                           "Meta sends application/json; check what was posted") from exc
+        raise WebhookError(
+            400, "invalid_json", "request body is not UTF-8 JSON", "Meta sends application/json; check what was posted"
+        ) from exc
     if not isinstance(payload, dict):
-        raise WebhookError(400, "invalid_payload", "webhook payload must be a JSON object",
-                           'expected {"object": "whatsapp_business_account", "entry": [...]}')
+        raise WebhookError(
+            400,
+            "invalid_payload",
+            "webhook payload must be a JSON object",
+            'expected {"object": "whatsapp_business_account", "entry": [...]}',
+        )
     return text, payload
 
 
 def classify_db_error(exc: Exception) -> WebhookError:
     """Map a database failure to the answer Meta gets. Only 4xx for payloads that can never succeed."""
     if isinstance(exc, PoolTimeout):
-        return WebhookError(503, "database_unavailable", "no database connection available in time",
-                            "Meta will redeliver; delivery is idempotent")
+        return WebhookError(
+            503,
+            "database_unavailable",
+            "no database connection available in time",
+            "Meta will redeliver; delivery is idempotent",
+        )
     if isinstance(exc, psycopg.Error):
         sqlstate = exc.sqlstate or ""
         diag = exc.diag
         if sqlstate == "22023" or sqlstate.startswith("22"):
             # Malformed payload, wrong phone_number_id, or a value Postgres cannot store (\u0000).
-            return WebhookError(400, sqlstate, diag.message_primary or "invalid webhook payload",
-                                diag.message_hint)
-        if sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08") or isinstance(
-                exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-            return WebhookError(503, sqlstate or "database_unavailable", "the database is unavailable or busy",
-                                "Meta will redeliver; delivery is idempotent")
-        return WebhookError(500, sqlstate or "database_error", "the database refused the webhook",
-                            "this is a bug or a missing migration; nothing was stored")
+            return WebhookError(400, sqlstate, diag.message_primary or "invalid webhook payload", diag.message_hint)
+        if (
+            sqlstate in _TRANSIENT_SQLSTATES
+            or sqlstate.startswith("08")
+            or isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        ):
+            return WebhookError(
+                503,
+                sqlstate or "database_unavailable",
+                "the database is unavailable or busy",
+                "Meta will redeliver; delivery is idempotent",
+            )
+        return WebhookError(
+            500,
+            sqlstate or "database_error",
+            "the database refused the webhook",
+            "this is a bug or a missing migration; nothing was stored",
+        )
     raise exc
 
 
@@ -128,19 +145,30 @@ def ingest(config: Config, text: str) -> dict[str, Any]:
 
 def log_summary(summary: dict[str, Any]) -> None:
     for m in summary.get("messages") or []:
-        log_event(log, "webhook.message", wamid=m.get("wamid"), routing_status=m.get("routing_status"),
-                  message_id=m.get("message_id"), landlord_id=m.get("landlord_id"),
-                  duplicate=m.get("duplicate"))
+        log_event(
+            log,
+            "webhook.message",
+            wamid=m.get("wamid"),
+            routing_status=m.get("routing_status"),
+            message_id=m.get("message_id"),
+            landlord_id=m.get("landlord_id"),
+            duplicate=m.get("duplicate"),
+        )
     for s in summary.get("statuses") or []:
-        log_event(log, "webhook.status", wamid=s.get("wamid"), status=s.get("status"),
-                  applied=s.get("applied"), pending=s.get("pending"))
+        log_event(
+            log,
+            "webhook.status",
+            wamid=s.get("wamid"),
+            status=s.get("status"),
+            applied=s.get("applied"),
+            pending=s.get("pending"),
+        )
     for e in summary.get("errors") or []:
-        log_event(log, "webhook.error_item", level=logging.WARNING,
-                  detail=json.dumps(e, separators=(",", ":"))[:500])
+        log_event(log, "webhook.error_item", level=logging.WARNING, detail=json.dumps(e, separators=(",", ":"))[:500])
 
 
 @bp.get(WEBHOOK_PATH)
-def verify_subscription():
+def verify_subscription() -> ResponseReturnValue:
     """Meta's handshake when the webhook is configured: echo hub.challenge for the right token."""
     config: Config = current_app.config["ZR"]
     mode = request.args.get("hub.mode")
@@ -157,16 +185,25 @@ def verify_subscription():
 
 
 @bp.post(WEBHOOK_PATH)
-def receive():
+def receive() -> ResponseReturnValue:
     config: Config = current_app.config["ZR"]
     try:
         # Reading the body enforces MAX_CONTENT_LENGTH (413) before anything else happens.
         body = request.get_data(cache=True, as_text=False, parse_form_data=False)
         if not signature_is_valid(body, request.headers.get(SIGNATURE_HEADER), config.app_secret):
-            log_event(log, "webhook.bad_signature", level=logging.WARNING,
-                      present=request.headers.get(SIGNATURE_HEADER) is not None, length=len(body))
-            raise WebhookError(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing or wrong",
-                               "sign the raw body with the app secret: sha256=<hex hmac>")
+            log_event(
+                log,
+                "webhook.bad_signature",
+                level=logging.WARNING,
+                present=request.headers.get(SIGNATURE_HEADER) is not None,
+                length=len(body),
+            )
+            raise WebhookError(
+                401,
+                "invalid_signature",
+                f"{SIGNATURE_HEADER} is missing or wrong",
+                "sign the raw body with the app secret: sha256=<hex hmac>",
+            )
         text, payload = parse_payload(body)
         if payload.get("object") != WABA_OBJECT:
             log_event(log, "webhook.ignored", object=str(payload.get("object"))[:100])
@@ -178,10 +215,3 @@ def receive():
         return error_response(err.status, err.code, err.message, err.hint)
     log_summary(summary)
     return jsonify(summary), 200
-
-
-@bp.app_errorhandler(HTTPException)
-def http_error_as_json(exc: HTTPException):
-    """Every HTTP error of the service is JSON (413 body too large, 404, 405, ...)."""
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name or "error")

@@ -13,6 +13,7 @@ export ZR_DB_PORT="${ZR_DB_PORT:-54322}"
 export ZR_DB_DIR="${ZR_DB_DIR:-/var/lib/postgresql/zenrent/${ZR_DB_PORT}}"
 export ZR_DB_NAME="${ZR_DB_NAME:-postgres}"
 export ZR_PG_BIN="${ZR_PG_BIN:-/usr/lib/postgresql/15/bin}"
+# The same default as Python's app.config.default_database_url(): keep the two in step.
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:${ZR_DB_PORT}/${ZR_DB_NAME}?sslmode=disable}"
 
 export ZR_VENV="${ZR_VENV:-${ZR_ROOT}/.venv}"

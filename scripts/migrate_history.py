@@ -2,27 +2,33 @@
 (one transaction each, as service_role) until nothing is pending, show progress, print a report.
 
 Safe to interrupt and re-run at any time: a row is pending until its batch commits.
+Run it as scripts/migrate-history (which puts the checkout on PYTHONPATH for `app`).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
+from typing import Any, LiteralString, TextIO
 
 import psycopg
 
-DEFAULT_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
+from app.config import default_database_url
 
 
-def call(conn: psycopg.Connection, sql: str, *params):
+def call(conn: psycopg.Connection, sql: LiteralString, *params: object) -> Any:
+    """The one value of a one-row query, in its own transaction as service_role."""
     with conn.transaction():
         conn.execute("set local role service_role")
-        return conn.execute(sql, params).fetchone()[0]
+        row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from: {sql}")
+    return row[0]
 
 
-def progress(done: int, total: int, started: float, stream) -> None:
+def progress(done: int, total: int, started: float, stream: TextIO) -> None:
     width = 40
     frac = 1.0 if total == 0 else min(done / total, 1.0)
     rate = done / max(time.monotonic() - started, 1e-9)
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
 
-    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    url = default_database_url()
     totals = {"seen": 0, "matched": 0, "unmatched": 0, "ambiguous": 0, "conversations_created": 0, "archived": 0}
     started = time.monotonic()
     with psycopg.connect(url, autocommit=False) as conn:
@@ -60,20 +66,25 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         report = call(conn, "select public.multi_waba_migration_report()")
-        mismatched = call(
-            conn, "select count(*) from public.reconcile_multi_waba_archive() where not matches"
-        )
+        mismatched = call(conn, "select count(*) from public.reconcile_multi_waba_archive() where not matches")
 
-    summary = {"this_run": totals, "batches": batches, "seconds": round(elapsed, 3), "totals": report,
-               "landlords_not_reconciled": mismatched}
+    summary = {
+        "this_run": totals,
+        "batches": batches,
+        "seconds": round(elapsed, 3),
+        "totals": report,
+        "landlords_not_reconciled": mismatched,
+    }
     if args.json:
         print(json.dumps(summary))
     elif args.quiet:
-        print(f"migrate-history: {totals['seen']} messages filed ({totals['matched']} matched, "
-              f"{totals['unmatched']} unmatched, {totals['ambiguous']} ambiguous, "
-              f"{totals['conversations_created']} conversations created); pending {report['pending']}; "
-              f"archive reconciled: {'yes' if mismatched == 0 else f'NO ({mismatched} landlords differ)'}",
-              file=sys.stderr)
+        print(
+            f"migrate-history: {totals['seen']} messages filed ({totals['matched']} matched, "
+            f"{totals['unmatched']} unmatched, {totals['ambiguous']} ambiguous, "
+            f"{totals['conversations_created']} conversations created); pending {report['pending']}; "
+            f"archive reconciled: {'yes' if mismatched == 0 else f'NO ({mismatched} landlords differ)'}",
+            file=sys.stderr,
+        )
     else:
         print(f"messages seen          {totals['seen']}")
         print(f"  matched              {totals['matched']}")
@@ -82,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conversations created  {totals['conversations_created']}")
         print(f"batches                {batches} in {elapsed:.1f}s")
         print(f"still pending          {report['pending']}")
-        print(f"archive reconciliation {'all landlords match' if mismatched == 0 else f'{mismatched} landlords DIFFER'}")
+        print(
+            f"archive reconciliation {'all landlords match' if mismatched == 0 else f'{mismatched} landlords DIFFER'}"
+        )
     return 0 if mismatched == 0 or report["pending"] > 0 else 1
 
 

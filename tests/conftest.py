@@ -1,19 +1,16 @@
 """Shared fixtures. The database is the one scripts/test (or scripts/db reset) prepared;
 DATABASE_URL points at it. Nothing here starts a server by hand."""
-from __future__ import annotations
 
-import os
+from __future__ import annotations
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app import create_app
-from app.config import Config
+from app.config import Config, default_database_url
+from app.service import create_app
 
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
-)
+DATABASE_URL = default_database_url()
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,17 @@ answers like Meta: 200 {"messages": [{"id": "wamid..."}]} by default, or whateve
 Run alone it stands in for Meta while trying the system locally (GRAPH_API_BASE's default):
     .venv/bin/python tests/fake_graph.py [PORT]      # default 8089, prints each request
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -43,9 +45,19 @@ class Reply:
 
 def meta_error(status: int, code: int, message: str, details: str = "", headers: dict[str, str] | None = None) -> Reply:
     """An error answer shaped like the Graph API's."""
-    return Reply(status, {"error": {"message": message, "type": "OAuthException", "code": code,
-                                    "error_data": {"messaging_product": "whatsapp", "details": details},
-                                    "fbtrace_id": "AbCdEfGhIjK"}}, headers or {})
+    return Reply(
+        status,
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": details},
+                "fbtrace_id": "AbCdEfGhIjK",
+            }
+        },
+        headers or {},
+    )
 
 
 class FakeGraph:
@@ -62,8 +74,9 @@ class FakeGraph:
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-graph", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
+        )
 
     # -- control --------------------------------------------------------------------------
     @property
@@ -71,7 +84,7 @@ class FakeGraph:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeGraph":
+    def start(self) -> FakeGraph:
         self._thread.start()
         return self
 
@@ -132,8 +145,11 @@ class FakeGraph:
                 return reply
         wamid = f"wamid.FAKE{next(self._ids):08d}{int(time.time() * 1000) % 10**9:09d}"
         to = rec.body.get("to")
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                                "messages": [{"id": wamid}]}
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": wamid}],
+        }
         if rec.body.get("type") == "template":
             body["messages"][0]["message_status"] = "accepted"
         return Reply(200, body)
@@ -154,8 +170,14 @@ class FakeGraph:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                rec = Recorded(time.monotonic(), self.command, self.path,
-                               {k.lower(): v for k, v in self.headers.items()}, body, raw)
+                rec = Recorded(
+                    time.monotonic(),
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    raw,
+                )
                 with fake._lock:
                     fake.requests.append(rec)
                     fake._lock.notify_all()
@@ -184,9 +206,12 @@ def main() -> None:
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8089
-    fake = FakeGraph(os.environ.get("WHATSAPP_ACCESS_TOKEN", "local-access-token"),
-                     os.environ.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
-                     os.environ.get("GRAPH_API_VERSION", "v21.0"), port=port)
+    fake = FakeGraph(
+        os.environ.get("WHATSAPP_ACCESS_TOKEN", "local-access-token"),
+        os.environ.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
+        os.environ.get("GRAPH_API_VERSION", "v21.0"),
+        port=port,
+    )
 
     def show(rec: Recorded) -> None:
         print(json.dumps({"path": rec.path, "body": rec.body}), flush=True)

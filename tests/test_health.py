@@ -8,9 +8,9 @@ def test_healthz_is_green_against_the_real_database(client):
 
 
 def test_healthz_reports_an_unreachable_database():
-    from app import create_app
+    from app.service import create_app
 
-    app = create_app(Config.from_env({"DATABASE_URL": "postgresql://postgres:postgres@127.0.0.1:1/postgres"}))
+    app = create_app(Config.from_env({"ZR_DB_PORT": "1"}))  # nothing listens on port 1
     try:
         resp = app.test_client().get("/healthz")
         assert resp.status_code == 503

@@ -17,6 +17,7 @@ original row (waba_id included), unchanged, and be append-only; phase 3 must hav
 accounts and erased their token references. The databases live on the server of DATABASE_URL and
 are dropped afterwards; the main database is never touched.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -37,14 +38,14 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from app.config import default_database_url
+
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 DRIVER = ROOT / "scripts" / "migrate_history.py"
 BASELINE = "20261125090100"
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
-)
+DATABASE_URL = default_database_url()
 
 # --- the fixture -----------------------------------------------------------------------------
 
@@ -53,10 +54,10 @@ def uid(kind: str, n: int) -> str:
     return f"00000000-0000-4000-{kind}-{n:012d}"
 
 
-A, B, C = uid("a000", 1), uid("a000", 2), uid("a000", 3)            # landlords
-PA1, PA2, PB1, PC1, PC2 = (uid("b000", n) for n in range(1, 6))      # properties
+A, B, C = uid("a000", 1), uid("a000", 2), uid("a000", 3)  # landlords
+PA1, PA2, PB1, PC1, PC2 = (uid("b000", n) for n in range(1, 6))  # properties
 T1, T2, T3, T4, T5, T6, T7, T8, T9 = (uid("c000", n) for n in range(1, 10))  # tenants
-ACC_A, ACC_B, ACC_C = (uid("d000", n) for n in range(1, 4))          # whatsapp_accounts
+ACC_A, ACC_B, ACC_C = (uid("d000", n) for n in range(1, 4))  # whatsapp_accounts
 
 
 def mid(n: int) -> str:
@@ -65,7 +66,14 @@ def mid(n: int) -> str:
 
 
 TOM, PRIYA, DAN, SUE, NORA, LUCIA, STRANGER = (
-    "447700900123", "447700900456", "447700900555", "447700900777", "447700900888", "34612345678", "447911123456")
+    "447700900123",
+    "447700900456",
+    "447700900555",
+    "447700900777",
+    "447700900888",
+    "34612345678",
+    "447911123456",
+)
 
 FIXTURE_SQL = f"""
 insert into auth.users (id, aud, role, email) values
@@ -99,8 +107,10 @@ insert into public.leases (tenant_id, property_id, status, start_date, end_date)
   ('{T9}', '{PB1}', 'active', '2024-09-01', null);
 insert into public.whatsapp_accounts (id, user_id, waba_id, phone_number_id, display_phone_number, status,
                                       access_token_ref, connected_at) values
-  ('{ACC_A}', '{A}', '102290129340398', '106540352242922', '+44 20 7946 0001', 'connected', 'vault:waba/alice', '2024-03-01T09:00Z'),
-  ('{ACC_B}', '{B}', '102290129340777', '106540352242777', '+44 20 7946 0002', 'disconnected', 'vault:waba/bob-old', '2024-05-01T09:00Z'),
+  ('{ACC_A}', '{A}', '102290129340398', '106540352242922', '+44 20 7946 0001', 'connected', 'vault:waba/alice',
+   '2024-03-01T09:00Z'),
+  ('{ACC_B}', '{B}', '102290129340777', '106540352242777', '+44 20 7946 0002', 'disconnected', 'vault:waba/bob-old',
+   '2024-05-01T09:00Z'),
   ('{ACC_C}', '{C}', '102290129340999', '106540352242999', null, 'pending', 'vault:waba/carol', null);
 """
 
@@ -141,9 +151,12 @@ def messages_sql() -> str:
         rows.append(
             f"('{mid(n)}', '{landlord}', '{waba}', {wamid}, {lit(frm)}, {lit(to)}, '{direction}', '{typ}', {lit(body)},"
             f" '{'read' if direction == 'incoming' else 'delivered'}', '{at}',"
-            f" timestamptz '{at}' + interval '1 minute', timestamptz '{at}' + interval '2 minutes')")
-    return ("insert into public.whatsapp_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type,"
-            " body, status, sent_at, created_at, updated_at) values\n  " + ",\n  ".join(rows) + ";")
+            f" timestamptz '{at}' + interval '1 minute', timestamptz '{at}' + interval '2 minutes')"
+        )
+    return (
+        "insert into public.whatsapp_messages (id, user_id, waba_id, wamid, from_phone, to_phone, direction, type,"
+        " body, status, sent_at, created_at, updated_at) values\n  " + ",\n  ".join(rows) + ";"
+    )
 
 
 def lit(v: str | None) -> str:
@@ -152,30 +165,30 @@ def lit(v: str | None) -> str:
 
 # What the rules say for each message: landlord, tenant, property, conversation phone (None = no
 # conversation), routing_status, rule, tenant_phone.
-D, O, U = "delivered", "outbound", "unknown_sender"
+D, OUT, U = "delivered", "outbound", "unknown_sender"
 EXPECTED: dict[int, tuple] = {
     1: (A, T1, PA1, TOM, D, "tenant_phone", TOM),
-    2: (A, T1, PA1, TOM, O, "tenant_phone", TOM),                     # outgoing: tenant is to_phone
-    3: (A, T1, None, TOM, D, "tenant_phone", TOM),                    # before any lease
-    4: (A, T2, PA1, PRIYA, D, "tenant_phone", PRIYA),                 # old lease
-    5: (A, T2, None, PRIYA, O, "tenant_phone", PRIYA),                # between the leases
-    6: (A, T2, PA2, PRIYA, D, "tenant_phone", PRIYA),                 # after the move
-    7: (A, T3, PA2, DAN, D, "tenant_phone", DAN),                     # Alice's Dan
+    2: (A, T1, PA1, TOM, OUT, "tenant_phone", TOM),  # outgoing: tenant is to_phone
+    3: (A, T1, None, TOM, D, "tenant_phone", TOM),  # before any lease
+    4: (A, T2, PA1, PRIYA, D, "tenant_phone", PRIYA),  # old lease
+    5: (A, T2, None, PRIYA, OUT, "tenant_phone", PRIYA),  # between the leases
+    6: (A, T2, PA2, PRIYA, D, "tenant_phone", PRIYA),  # after the move
+    7: (A, T3, PA2, DAN, D, "tenant_phone", DAN),  # Alice's Dan
     8: (A, None, None, None, U, "no_tenant_with_phone", STRANGER),
     9: (A, None, None, None, U, "no_tenant_with_phone", STRANGER),
-    10: (A, T7, None, NORA, D, "tenant_phone", NORA),                 # only a pending lease, later
-    11: (A, None, None, None, U, "no_tenant_with_phone", None),       # not a phone number
-    12: (B, T4, PB1, DAN, D, "tenant_phone", DAN),                    # Bob's Daniel, same phone
-    13: (B, T4, PB1, DAN, O, "tenant_phone", DAN),
-    14: (C, T5, PC1, SUE, D, "lease_active_at_message_time", SUE),    # only Sam's lease then
-    15: (C, T6, PC2, SUE, O, "lease_active_at_message_time", SUE),    # only Sue's lease then
-    16: (C, None, None, SUE, D, "ambiguous_tenant", SUE),             # both leases then
-    17: (C, None, None, SUE, D, "ambiguous_tenant", SUE),             # neither lease yet
+    10: (A, T7, None, NORA, D, "tenant_phone", NORA),  # only a pending lease, later
+    11: (A, None, None, None, U, "no_tenant_with_phone", None),  # not a phone number
+    12: (B, T4, PB1, DAN, D, "tenant_phone", DAN),  # Bob's Daniel, same phone
+    13: (B, T4, PB1, DAN, OUT, "tenant_phone", DAN),
+    14: (C, T5, PC1, SUE, D, "lease_active_at_message_time", SUE),  # only Sam's lease then
+    15: (C, T6, PC2, SUE, OUT, "lease_active_at_message_time", SUE),  # only Sue's lease then
+    16: (C, None, None, SUE, D, "ambiguous_tenant", SUE),  # both leases then
+    17: (C, None, None, SUE, D, "ambiguous_tenant", SUE),  # neither lease yet
     18: (A, T1, PA1, TOM, D, "tenant_phone", TOM),
     19: (A, T1, PA1, TOM, D, "tenant_phone", TOM),
-    20: (C, None, None, SUE, D, "ambiguous_tenant", SUE),             # neither lease any more
-    21: (A, T2, None, PRIYA, D, "tenant_phone", PRIYA),               # 2025-01-31 UTC: in the gap
-    22: (A, None, None, None, U, "no_tenant_with_phone", LUCIA),      # Bob's tenant, never Bob's inbox
+    20: (C, None, None, SUE, D, "ambiguous_tenant", SUE),  # neither lease any more
+    21: (A, T2, None, PRIYA, D, "tenant_phone", PRIYA),  # 2025-01-31 UTC: in the gap
+    22: (A, None, None, None, U, "no_tenant_with_phone", LUCIA),  # Bob's tenant, never Bob's inbox
     23: (B, T9, PB1, LUCIA, D, "tenant_phone", LUCIA),
 }
 
@@ -191,12 +204,24 @@ EXPECTED_CONVERSATIONS = {
     (C, SUE): (T6, PC2, "2025-08-01T10:00Z", "2025-08-01T10:00Z", "after both leases"),
 }
 
-ORIGINAL_COLUMNS = ("id", "user_id", "wamid", "from_phone", "to_phone", "direction", "type", "body", "status",
-                    "sent_at", "created_at", "updated_at")
+ORIGINAL_COLUMNS = (
+    "id",
+    "user_id",
+    "wamid",
+    "from_phone",
+    "to_phone",
+    "direction",
+    "type",
+    "body",
+    "status",
+    "sent_at",
+    "created_at",
+    "updated_at",
+)
 
 
 def ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 # --- scratch databases -----------------------------------------------------------------------
@@ -233,8 +258,11 @@ def scratch() -> Iterator[Callable[[str, str | None], str]]:
     def make(suffix: str, template: str | None = None) -> str:
         name = f"{prefix}_{suffix}"
         with admin() as conn:
-            conn.execute(sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template or "template0")))
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template or "template0")
+                )
+            )
         made.append(name)
         return name
 
@@ -255,15 +283,14 @@ def premigration(scratch) -> tuple[str, dict[str, tuple]]:
         conn.execute(FIXTURE_SQL)
         conn.execute(messages_sql())
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            f"select {', '.join(ORIGINAL_COLUMNS)}, waba_id from public.whatsapp_messages").fetchall()
+        rows = conn.execute(f"select {', '.join(ORIGINAL_COLUMNS)}, waba_id from public.whatsapp_messages").fetchall()
     return name, {str(r[0]): tuple(r) for r in rows}
 
 
 def migrated_clone(scratch, premigration, suffix: str) -> str:
     """A copy of the pre-migration database with every later migration applied; nothing backfilled."""
     url = url_of(scratch(suffix, premigration[0]))
-    run_file(url, PLATFORM)          # database-level settings are not copied from a template
+    run_file(url, PLATFORM)  # database-level settings are not copied from a template
     apply_migrations(url, BASELINE, None)
     return url
 
@@ -272,8 +299,12 @@ def migrate_history(url: str, *args: str, env: dict[str, str] | None = None) -> 
     """scripts/migrate_history.py against a scratch database; returns its --json summary."""
     proc = subprocess.run(
         [sys.executable, str(DRIVER), "--json", *args],
-        env={**os.environ, "DATABASE_URL": url, **(env or {})},
-        capture_output=True, text=True, timeout=120, check=False)
+        env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return json.loads(proc.stdout)
 
@@ -288,17 +319,25 @@ def final_state(url: str) -> tuple[dict, dict]:
     """Everything the backfill decides, comparable across databases: messages by id (conversation
     named by landlord and phone), conversations by (landlord, phone)."""
     with psycopg.connect(url) as conn:
-        messages = {str(r[0]): r[1:] for r in conn.execute(
-            """select m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id, cv.tenant_phone, m.tenant_phone,
-                      m.is_from_tenant, m.outbound_kind, m.routing_status, d.routing_metadata, m.updated_at,
-                      m.conversation_id is null
+        messages = {
+            str(r[0]): r[1:]
+            for r in conn.execute(
+                """select m.id, m.landlord_id, m.tenant_id, m.property_id, cv.landlord_id, cv.tenant_phone,
+                      m.tenant_phone, m.is_from_tenant, m.outbound_kind, m.routing_status, d.routing_metadata,
+                      m.updated_at, m.conversation_id is null
                from public.whatsapp_messages m left join public.whatsapp_conversations cv on cv.id = m.conversation_id
                left join private.whatsapp_message_details d on d.message_id = m.id
-               where m.user_id is not null""")}
-        conversations = {(str(r[0]), r[1]): r[2:] for r in conn.execute(
-            """select landlord_id, tenant_phone, tenant_id, property_id, status, unread_count, last_message_at,
+               where m.user_id is not null"""
+            )
+        }
+        conversations = {
+            (str(r[0]), r[1]): r[2:]
+            for r in conn.execute(
+                """select landlord_id, tenant_phone, tenant_id, property_id, status, unread_count, last_message_at,
                       last_inbound_at, last_message_preview
-               from public.whatsapp_conversations""")}
+               from public.whatsapp_conversations"""
+            )
+        }
     return messages, conversations
 
 
@@ -316,8 +355,13 @@ def checksums_by_landlord(rows) -> dict[str, tuple[int, str]]:
     grouped: dict[str, list] = defaultdict(list)
     for row in rows:
         grouped[str(row[1])].append(row)
-    return {landlord: (len(rs), hashlib.md5("\n".join(repr(r) for r in sorted(rs, key=lambda r: str(r[0]))).encode())
-                       .hexdigest()) for landlord, rs in grouped.items()}
+    return {
+        landlord: (
+            len(rs),
+            hashlib.md5("\n".join(repr(r) for r in sorted(rs, key=lambda r: str(r[0]))).encode()).hexdigest(),
+        )
+        for landlord, rs in grouped.items()
+    }
 
 
 # --- the single run --------------------------------------------------------------------------
@@ -336,8 +380,14 @@ def test_fixture_covers_every_message():
 
 def test_driver_report_counts_every_message(single):
     _, summary = single
-    assert summary["this_run"] == {"seen": 23, "matched": 19, "unmatched": 4, "ambiguous": 3,
-                                   "conversations_created": 7, "archived": 0}
+    assert summary["this_run"] == {
+        "seen": 23,
+        "matched": 19,
+        "unmatched": 4,
+        "ambiguous": 3,
+        "conversations_created": 7,
+        "archived": 0,
+    }
     assert summary["totals"]["pending"] == 0
     assert summary["totals"]["messages"] == 23
     assert summary["totals"]["archived"] == 23
@@ -354,8 +404,20 @@ def single_state(single) -> tuple[dict, dict]:
 def test_every_message_is_filed_by_the_rules(single_state, n):
     messages, _ = single_state
     landlord, tenant, prop, conv_phone, status, rule, tenant_phone = EXPECTED[n]
-    (got_landlord, got_tenant, got_prop, conv_landlord, got_conv_phone, got_tenant_phone, from_tenant, kind,
-     got_status, metadata, _updated_at, no_conversation) = messages[mid(n)]
+    (
+        got_landlord,
+        got_tenant,
+        got_prop,
+        conv_landlord,
+        got_conv_phone,
+        got_tenant_phone,
+        from_tenant,
+        kind,
+        got_status,
+        metadata,
+        _updated_at,
+        no_conversation,
+    ) = messages[mid(n)]
     direction, typ = MESSAGES[n][3], MESSAGES[n][4]
     assert (str(got_landlord), got_tenant and str(got_tenant), got_prop and str(got_prop)) == (landlord, tenant, prop)
     assert got_status == status
@@ -397,35 +459,47 @@ def test_no_row_is_lost_or_changed_archive_equals_live_per_landlord(single, prem
     url, _ = single
     original = premigration[1]
     with psycopg.connect(url) as conn:
-        live = {str(r[0]): tuple(r) for r in conn.execute(
-            f"select {', '.join(ORIGINAL_COLUMNS)} from public.whatsapp_messages where user_id is not null")}
-        archived = {str(r[0]): tuple(r) for r in conn.execute(
-            f"select {', '.join(ORIGINAL_COLUMNS)}, waba_id from archive.multi_waba_messages")}
+        live = {
+            str(r[0]): tuple(r)
+            for r in conn.execute(
+                f"select {', '.join(ORIGINAL_COLUMNS)} from public.whatsapp_messages where user_id is not null"
+            )
+        }
+        archived = {
+            str(r[0]): tuple(r)
+            for r in conn.execute(f"select {', '.join(ORIGINAL_COLUMNS)}, waba_id from archive.multi_waba_messages")
+        }
         reconcile = conn.execute(
-            "select landlord_id, archived, live, matches from public.reconcile_multi_waba_archive()").fetchall()
-    assert archived == original                                   # every column, waba_id included
-    assert live == {k: v[:-1] for k, v in original.items()}       # updated_at kept: a backfill is not an edit
+            "select landlord_id, archived, live, matches from public.reconcile_multi_waba_archive()"
+        ).fetchall()
+    assert archived == original  # every column, waba_id included
+    assert live == {k: v[:-1] for k, v in original.items()}  # updated_at kept: a backfill is not an edit
     expected = checksums_by_landlord(v[:-1] for v in original.values())
     assert checksums_by_landlord(live.values()) == expected
     assert checksums_by_landlord(v[:-1] for v in archived.values()) == expected
     assert {(str(r[0]), r[1], r[2], r[3]) for r in reconcile} == {
-        (landlord, n, n, True) for landlord, (n, _) in expected.items()}
+        (landlord, n, n, True) for landlord, (n, _) in expected.items()
+    }
 
 
 def test_reconciliation_notices_any_change_to_live_content(single):
     """A checksum that cannot see a value move to the neighbouring column proves nothing."""
     url, _ = single
     with psycopg.connect(url) as conn:
+
         def matches(landlord: str) -> bool:
-            return conn.execute("select matches from public.reconcile_multi_waba_archive() where landlord_id = %s",
-                                (landlord,)).fetchone()[0]
+            return conn.execute(
+                "select matches from public.reconcile_multi_waba_archive() where landlord_id = %s", (landlord,)
+            ).fetchone()[0]
+
         assert matches(A)
         with conn.transaction(force_rollback=True):
             conn.execute("update public.whatsapp_messages set body = body || '!' where id = %s", (mid(1),))
             assert not matches(A) and matches(B)
-        with conn.transaction(force_rollback=True):   # message 11 has to_phone null: swap it into to_phone
-            conn.execute("update public.whatsapp_messages set to_phone = from_phone, from_phone = null where id = %s",
-                         (mid(11),))
+        with conn.transaction(force_rollback=True):  # message 11 has to_phone null: swap it into to_phone
+            conn.execute(
+                "update public.whatsapp_messages set to_phone = from_phone, from_phone = null where id = %s", (mid(11),)
+            )
             assert not matches(A)
         with conn.transaction(force_rollback=True):
             conn.execute("update public.whatsapp_messages set body = '' where id = %s", (mid(10),))  # null -> ''
@@ -438,11 +512,13 @@ def test_reconciliation_notices_any_change_to_live_content(single):
 def test_archive_is_append_only_and_closed_to_api_roles(single):
     url, _ = single
     with psycopg.connect(url) as conn:
-        for statement in ("update archive.multi_waba_messages set body = 'x'",
-                          "delete from archive.multi_waba_messages",
-                          "truncate archive.multi_waba_messages",
-                          "update archive.multi_waba_accounts set access_token_ref = null",
-                          "delete from archive.multi_waba_accounts"):
+        for statement in (
+            "update archive.multi_waba_messages set body = 'x'",
+            "delete from archive.multi_waba_messages",
+            "truncate archive.multi_waba_messages",
+            "update archive.multi_waba_accounts set access_token_ref = null",
+            "delete from archive.multi_waba_accounts",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(statement)
         for role in ("service_role", "authenticated", "anon"):
@@ -454,22 +530,38 @@ def test_archive_is_append_only_and_closed_to_api_roles(single):
 def test_phase_three_retires_accounts_and_erases_tokens_keeping_the_originals_archived(single):
     url, _ = single
     with psycopg.connect(url) as conn:
-        live = {str(r[0]): r[1:] for r in conn.execute(
-            "select id, status, access_token_ref, waba_id from public.whatsapp_accounts")}
-        archived = {str(r[0]): r[1:] for r in conn.execute(
-            "select id, status, access_token_ref, waba_id from archive.multi_waba_accounts")}
-        columns = {r[0] for r in conn.execute(
-            "select column_name from information_schema.columns where table_schema = 'public'"
-            " and table_name = 'whatsapp_messages'")}
-        archive_columns = {r[0] for r in conn.execute(
-            "select column_name from information_schema.columns where table_schema = 'archive'"
-            " and table_name = 'multi_waba_messages'")}
-    assert live == {ACC_A: ("migrated_to_centralized", None, "102290129340398"),
-                    ACC_B: ("disconnected", None, "102290129340777"),
-                    ACC_C: ("disconnected", None, "102290129340999")}
-    assert archived == {ACC_A: ("connected", "vault:waba/alice", "102290129340398"),
-                        ACC_B: ("disconnected", "vault:waba/bob-old", "102290129340777"),
-                        ACC_C: ("pending", "vault:waba/carol", "102290129340999")}
+        live = {
+            str(r[0]): r[1:]
+            for r in conn.execute("select id, status, access_token_ref, waba_id from public.whatsapp_accounts")
+        }
+        archived = {
+            str(r[0]): r[1:]
+            for r in conn.execute("select id, status, access_token_ref, waba_id from archive.multi_waba_accounts")
+        }
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns where table_schema = 'public'"
+                " and table_name = 'whatsapp_messages'"
+            )
+        }
+        archive_columns = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns where table_schema = 'archive'"
+                " and table_name = 'multi_waba_messages'"
+            )
+        }
+    assert live == {
+        ACC_A: ("migrated_to_centralized", None, "102290129340398"),
+        ACC_B: ("disconnected", None, "102290129340777"),
+        ACC_C: ("disconnected", None, "102290129340999"),
+    }
+    assert archived == {
+        ACC_A: ("connected", "vault:waba/alice", "102290129340398"),
+        ACC_B: ("disconnected", "vault:waba/bob-old", "102290129340777"),
+        ACC_C: ("pending", "vault:waba/carol", "102290129340999"),
+    }
     assert "waba_id" not in columns
     assert "waba_id" in archive_columns
 
@@ -479,9 +571,10 @@ def test_backfill_is_service_role_only_and_planned_for_each_batch(single):
     conversations in a nested loop: batch_size squared. Measured in bench/backfill.py; pinned here."""
     url, _ = single
     with psycopg.connect(url) as conn:
-        config = conn.execute("select proconfig from pg_proc where oid ="
-                              " 'public.backfill_multi_waba_history(integer)'::regprocedure").fetchone()[0]
-        assert "plan_cache_mode=force_custom_plan" in config and "search_path=\"\"" in config
+        config = conn.execute(
+            "select proconfig from pg_proc where oid = 'public.backfill_multi_waba_history(integer)'::regprocedure"
+        ).fetchone()[0]
+        assert "plan_cache_mode=force_custom_plan" in config and 'search_path=""' in config
         for role in ("authenticated", "anon"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
@@ -492,8 +585,10 @@ def test_backfill_is_service_role_only_and_planned_for_each_batch(single):
 
 def as_landlord(conn: psycopg.Connection, landlord: str) -> None:
     conn.execute("set local role authenticated")
-    conn.execute("select set_config('request.jwt.claims', %s, true)",
-                 (json.dumps({"sub": landlord, "role": "authenticated", "aud": "authenticated"}),))
+    conn.execute(
+        "select set_config('request.jwt.claims', %s, true)",
+        (json.dumps({"sub": landlord, "role": "authenticated", "aud": "authenticated"}),),
+    )
 
 
 def test_landlords_read_but_cannot_write_their_retired_accounts(single):
@@ -520,9 +615,10 @@ def test_each_landlord_sees_their_whole_history_and_nothing_else(single):
             with conn.transaction():
                 as_landlord(conn, landlord)
                 seen = {str(r[0]) for r in conn.execute("select id from public.whatsapp_messages")}
-                conversations = {(str(r[0])) for r in conn.execute(
-                    "select landlord_id from public.whatsapp_conversations")}
-            assert seen == {mid(n) for n, m in MESSAGES.items() if m[0] == landlord}   # unknown senders included
+                conversations = {
+                    (str(r[0])) for r in conn.execute("select landlord_id from public.whatsapp_conversations")
+                }
+            assert seen == {mid(n) for n, m in MESSAGES.items() if m[0] == landlord}  # unknown senders included
             assert conversations == {landlord}
 
 
@@ -531,17 +627,32 @@ def test_rerunning_after_completion_changes_nothing(single):
 
     def snapshot() -> tuple:
         with psycopg.connect(url) as conn:
-            return tuple(conn.execute(f"select count(*), md5(string_agg(x::text, e'\\n' order by x::text)) from "
-                                      f"(select xmin::text as v, t.* from {table} t) x").fetchone()
-                         for table in ("public.whatsapp_messages", "public.whatsapp_conversations",
-                                       "archive.multi_waba_messages", "archive.multi_waba_accounts"))
+            return tuple(
+                conn.execute(
+                    f"select count(*), md5(string_agg(x::text, e'\\n' order by x::text)) from "
+                    f"(select xmin::text as v, t.* from {table} t) x"
+                ).fetchone()
+                for table in (
+                    "public.whatsapp_messages",
+                    "public.whatsapp_conversations",
+                    "archive.multi_waba_messages",
+                    "archive.multi_waba_accounts",
+                )
+            )
 
     before = snapshot()
     summary = migrate_history(url, "--batch-size", "7")
     assert summary["this_run"]["seen"] == 0 and summary["batches"] == 1
     with psycopg.connect(url) as conn:
-        assert backfill_batch(conn, 100) == {"seen": 0, "archived": 0, "matched": 0, "unmatched": 0, "ambiguous": 0,
-                                             "conversations_created": 0, "remaining": 0}
+        assert backfill_batch(conn, 100) == {
+            "seen": 0,
+            "archived": 0,
+            "matched": 0,
+            "unmatched": 0,
+            "ambiguous": 0,
+            "conversations_created": 0,
+            "remaining": 0,
+        }
     assert snapshot() == before
 
 
@@ -550,25 +661,26 @@ def test_rerunning_after_completion_changes_nothing(single):
 
 def pending(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute("select count(*) from public.whatsapp_messages"
-                            " where landlord_id is null and user_id is not null").fetchone()[0]
+        return conn.execute(
+            "select count(*) from public.whatsapp_messages where landlord_id is null and user_id is not null"
+        ).fetchone()[0]
 
 
 def test_an_interrupted_backfill_resumes_to_the_single_run_result(scratch, premigration, single):
     url = migrated_clone(scratch, premigration, "interrupted")
 
-    first = migrate_history(url, "--batch-size", "3", "--max-batches", "1")      # a paused run
+    first = migrate_history(url, "--batch-size", "3", "--max-batches", "1")  # a paused run
     assert (first["this_run"]["seen"], first["totals"]["pending"]) == (3, 20)
 
-    with psycopg.connect(url) as conn:                                           # a batch rolled back
+    with psycopg.connect(url) as conn:  # a batch rolled back
         batch = backfill_batch(conn, 4)
-        assert (batch["seen"], batch["remaining"]) == (4, 16)                    # exact below 10 batches
+        assert (batch["seen"], batch["remaining"]) == (4, 16)  # exact below 10 batches
         conn.rollback()
     assert pending(url) == 20
 
-    victim = psycopg.connect(url)                                                # a batch whose backend dies
+    victim = psycopg.connect(url)  # a batch whose backend dies
     batch = backfill_batch(victim, 1)
-    assert (batch["seen"], batch["remaining"]) == (1, 10)                        # 19 left, counted up to 10
+    assert (batch["seen"], batch["remaining"]) == (1, 10)  # 19 left, counted up to 10
     pid = victim.info.backend_pid
     with psycopg.connect(url, autocommit=True) as killer:
         assert killer.execute("select pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
@@ -607,9 +719,12 @@ def test_two_sessions_filing_one_new_conversation_at_once_match_the_single_run(s
         worker.start()
         deadline = time.monotonic() + 10
         with psycopg.connect(url, autocommit=True) as watcher:
-            while time.monotonic() < deadline and not watcher.execute(
-                    "select wait_event_type = 'Lock' from pg_stat_activity where pid = %s",
-                    (second.info.backend_pid,)).fetchone()[0]:
+            while (
+                time.monotonic() < deadline
+                and not watcher.execute(
+                    "select wait_event_type = 'Lock' from pg_stat_activity where pid = %s", (second.info.backend_pid,)
+                ).fetchone()[0]
+            ):
                 time.sleep(0.02)
         first.commit()
         worker.join(15)

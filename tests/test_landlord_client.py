@@ -7,27 +7,40 @@ disturbs the seed data: three landlords (two opted in, one not), a tenant phone 
 first two (a tenant renting from both), and phones that belong to the first landlord alone. All
 phones are free numbers picked at random from Ofcom's drama range 07700 900600-900899.
 """
+
 from __future__ import annotations
 
 import json
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app import create_app
-from app.client import (Blocked, Conflict, InvalidValue, LandlordClient, LandlordClientError, NotAllowed,
-                        NotAuthenticated, NotFound, NotOptedIn, TenantOptedOut, WindowClosed, WrongState,
-                        error_class, from_api_error)
+from app.client import (
+    Blocked,
+    EmptyBody,
+    InvalidValue,
+    LandlordClient,
+    MessageTooLong,
+    NoLandlordProfile,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    NotOptedIn,
+    TenantOptedOut,
+    WindowClosed,
+)
 from app.db import make_pool
 from app.local.dataapi import DataApiConfig, DataApiServer
 from app.local.tokens import LOCAL_ANON_KEY, mint_token
 from app.sender import Sender
+from app.service import create_app
 from app.webhook import sign
 from fake_graph import FakeGraph
 
@@ -51,11 +64,15 @@ class World:
 
 def _free_phones(admin, n: int) -> list[str]:
     rng = random.Random()
-    taken = {r["p"] for r in admin.execute(
-        "select phone_e164 as p from public.tenants where phone_e164 is not null "
-        "union select tenant_phone from public.whatsapp_messages where tenant_phone is not null "
-        "union select phone from private.phone_preferences "
-        "union select tenant_phone from public.whatsapp_conversations").fetchall()}
+    taken = {
+        r["p"]
+        for r in admin.execute(
+            "select phone_e164 as p from public.tenants where phone_e164 is not null "
+            "union select tenant_phone from public.whatsapp_messages where tenant_phone is not null "
+            "union select phone from private.phone_preferences "
+            "union select tenant_phone from public.whatsapp_conversations"
+        ).fetchall()
+    }
     free = [p for p in (f"447700900{i}" for i in range(600, 900)) if p not in taken]
     assert len(free) >= n, "no free test phone numbers left in 07700 900600-900899"
     return rng.sample(free, n)
@@ -70,44 +87,71 @@ def admin(config) -> Iterator[psycopg.Connection]:
 @pytest.fixture(scope="module")
 def world(admin) -> Iterator[World]:
     roles = ["shared", "story", "rules", "x1", "x2", "x3", "pages", "l3"]
-    w = World(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), dict(zip(roles, _free_phones(admin, len(roles)))))
+    w = World(
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        dict(zip(roles, _free_phones(admin, len(roles)), strict=True)),
+    )
     try:
         for uid, name, enabled in ((w.l1, L1_NAME, True), (w.l2, L2_NAME, True), (w.l3, L3_NAME, False)):
             email = f"{name.split()[0].lower()}.{uid[:8]}@client-test.zenrent.test"
-            admin.execute("insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
-                          "values (%s, 'authenticated', 'authenticated', %s, '{\"provider\":\"email\"}', %s)",
-                          [uid, email, json.dumps({"full_name": name})])
-            admin.execute("insert into public.user_profiles (id, full_name, email, whatsapp_enabled, whatsapp_opted_in_at) "
-                          "values (%s, %s, %s, %s, case when %s then now() end)", [uid, name, email, enabled, enabled])
+            admin.execute(
+                "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
+                "values (%s, 'authenticated', 'authenticated', %s, '{\"provider\":\"email\"}', %s)",
+                [uid, email, json.dumps({"full_name": name})],
+            )
+            admin.execute(
+                "insert into public.user_profiles (id, full_name, email, whatsapp_enabled, whatsapp_opted_in_at) "
+                "values (%s, %s, %s, %s, case when %s then now() end)",
+                [uid, name, email, enabled, enabled],
+            )
         props = {}
         for uid in w.landlords:
-            props[uid] = admin.execute("insert into public.properties (user_id, address, city) values (%s, %s, 'Leeds') "
-                                       "returning id::text", [uid, f"{uid[:4]} Test Street"]).fetchone()["id"]
-        owners = {"shared": w.l1, "shared2": w.l2, "story": w.l1, "rules": w.l1, "x1": w.l1, "x2": w.l1,
-                  "x3": w.l1, "pages": w.l1, "l3": w.l3}
+            props[uid] = admin.execute(
+                "insert into public.properties (user_id, address, city) values (%s, %s, 'Leeds') returning id::text",
+                [uid, f"{uid[:4]} Test Street"],
+            ).fetchone()["id"]
+        owners = {
+            "shared": w.l1,
+            "shared2": w.l2,
+            "story": w.l1,
+            "rules": w.l1,
+            "x1": w.l1,
+            "x2": w.l1,
+            "x3": w.l1,
+            "pages": w.l1,
+            "l3": w.l3,
+        }
         for role, owner in owners.items():
             phone = w.phones["shared" if role == "shared2" else role]
             typed = f"+44 7700 {phone[-6:]}"  # as a landlord types it
-            tid = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, %s, %s) "
-                                "returning id::text", [owner, f"Tenant {role}", typed]).fetchone()["id"]
-            admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
-                          "values (%s, %s, 'active', '2025-01-01')", [tid, props[owner]])
+            tid = admin.execute(
+                "insert into public.tenants (user_id, name, phone) values (%s, %s, %s) returning id::text",
+                [owner, f"Tenant {role}", typed],
+            ).fetchone()["id"]
+            admin.execute(
+                "insert into public.leases (tenant_id, property_id, status, start_date) "
+                "values (%s, %s, 'active', '2025-01-01')",
+                [tid, props[owner]],
+            )
             w.tenants[role] = tid
         yield w
     finally:
         phones = list(w.phones.values())
-        admin.execute("delete from public.whatsapp_messages where tenant_phone = any(%s) or landlord_id = any(%s) "
-                      "or user_id = any(%s)", [phones, w.landlords, w.landlords])
+        admin.execute(
+            "delete from public.whatsapp_messages where tenant_phone = any(%s) or landlord_id = any(%s) "
+            "or user_id = any(%s)",
+            [phones, w.landlords, w.landlords],
+        )
         admin.execute("delete from private.phone_preferences where phone = any(%s)", [phones])
         admin.execute("delete from private.pending_message_statuses where wamid = any(%s)", [w.wamids])
         admin.execute("delete from auth.users where id = any(%s)", [w.landlords])
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[DataApiServer]:
-    import os
-    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": os.environ.get(
-        "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable")}), port=0).start()
+def api(config) -> Iterator[DataApiServer]:
+    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": config.database_url}), port=0).start()
     yield server
     server.stop()
 
@@ -160,38 +204,83 @@ def l3(api, world) -> Iterator[LandlordClient]:
 # -- what a tenant's phone and Meta do ----------------------------------------------------------
 def deliver(webhook, config, world: World, value: dict[str, Any]) -> dict[str, Any]:
     """POST one signed Cloud API webhook to the real webhook endpoint; returns its summary."""
-    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "102290129340500", "changes": [{
-        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
-            "display_phone_number": "442045770000", "phone_number_id": config.phone_number_id}, **value}}]}]}).encode()
-    resp = webhook.post("/webhooks/whatsapp", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)})
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340500",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "442045770000",
+                                    "phone_number_id": config.phone_number_id,
+                                },
+                                **value,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    resp = webhook.post(
+        "/webhooks/whatsapp",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)},
+    )
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()
 
 
-def tenant_writes(webhook, config, world: World, phone: str, *texts: str, context: str | None = None,
-                  at: int | None = None) -> list[dict[str, Any]]:
+def tenant_writes(
+    webhook, config, world: World, phone: str, *texts: str, context: str | None = None, at: int | None = None
+) -> list[dict[str, Any]]:
     """The tenant's phone sends texts (one webhook, same timestamp); returns the routing results."""
     messages = []
     for text in texts:
         wamid = f"wamid.CLIENTTEST{uuid.uuid4().hex}"
         world.wamids.append(wamid)
-        msg: dict[str, Any] = {"from": phone, "id": wamid, "timestamp": str(at or int(time.time())), "type": "text",
-                               "text": {"body": text}}
+        msg: dict[str, Any] = {
+            "from": phone,
+            "id": wamid,
+            "timestamp": str(at or int(time.time())),
+            "type": "text",
+            "text": {"body": text},
+        }
         if context:
             msg["context"] = {"from": "442045770000", "id": context}
         messages.append(msg)
-    summary = deliver(webhook, config, world, {"contacts": [{"profile": {"name": "A tenant"}, "wa_id": phone}],
-                                               "messages": messages})
+    summary = deliver(
+        webhook, config, world, {"contacts": [{"profile": {"name": "A tenant"}, "wa_id": phone}], "messages": messages}
+    )
     return summary["messages"]
 
 
-def meta_reports(webhook, config, world: World, wamid: str, phone: str, message_id: uuid.UUID,
-                 *statuses: tuple[str, int]) -> dict[str, Any]:
+def meta_reports(
+    webhook, config, world: World, wamid: str, phone: str, message_id: uuid.UUID, *statuses: tuple[str, int]
+) -> dict[str, Any]:
     world.wamids.append(wamid)
-    return deliver(webhook, config, world, {"statuses": [
-        {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": phone,
-         "biz_opaque_callback_data": str(message_id)} for status, ts in statuses]})
+    return deliver(
+        webhook,
+        config,
+        world,
+        {
+            "statuses": [
+                {
+                    "id": wamid,
+                    "status": status,
+                    "timestamp": str(ts),
+                    "recipient_id": phone,
+                    "biz_opaque_callback_data": str(message_id),
+                }
+                for status, ts in statuses
+            ]
+        },
+    )
 
 
 def send_queued(config, pool, fake: FakeGraph, admin, *message_ids: uuid.UUID) -> None:
@@ -200,7 +289,9 @@ def send_queued(config, pool, fake: FakeGraph, admin, *message_ids: uuid.UUID) -
     parked = admin.execute(
         "with p as (select id, next_attempt_at from public.whatsapp_messages where status = 'queued' "
         "and id <> all(%s::uuid[]) for update) update public.whatsapp_messages m set next_attempt_at = 'infinity' "
-        "from p where m.id = p.id returning p.id, p.next_attempt_at", [mine]).fetchall()
+        "from p where m.id = p.id returning p.id, p.next_attempt_at",
+        [mine],
+    ).fetchall()
     sender = Sender(replace(config, graph_api_base=fake.base_url), pool)
     try:
         for _ in range(20):
@@ -209,8 +300,11 @@ def send_queued(config, pool, fake: FakeGraph, admin, *message_ids: uuid.UUID) -
     finally:
         sender.close()
         for p in parked:
-            admin.execute("update public.whatsapp_messages set next_attempt_at = %s where id = %s "
-                          "and next_attempt_at = 'infinity'", [p["next_attempt_at"], p["id"]])
+            admin.execute(
+                "update public.whatsapp_messages set next_attempt_at = %s where id = %s "
+                "and next_attempt_at = 'infinity'",
+                [p["next_attempt_at"], p["id"]],
+            )
     for m in mine:
         assert len(fake.for_message(m)) == 1, f"message {m} was not posted exactly once"
 
@@ -264,8 +358,17 @@ def test_full_story_from_tenant_webhook_to_read_receipt(world, config, webhook, 
 
     # 6. Meta's status webhooks: delivered, then read (the second delivered late, out of order).
     now = int(time.time())
-    meta_reports(webhook, config, world, sent.wamid, phone, reply_id, ("delivered", now + 1), ("read", now + 5),
-                 ("delivered", now + 9))
+    meta_reports(
+        webhook,
+        config,
+        world,
+        sent.wamid,
+        phone,
+        reply_id,
+        ("delivered", now + 1),
+        ("read", now + 5),
+        ("delivered", now + 9),
+    )
 
     # 7. The client shows it read, with both times.
     shown = l1.list_messages(first.id, limit=1).items[0]
@@ -278,8 +381,9 @@ def test_full_story_from_tenant_webhook_to_read_receipt(world, config, webhook, 
 
 
 # -- two landlords, one tenant phone --------------------------------------------------------------
-def test_shared_tenant_phone_each_landlord_sees_only_their_own(world, config, webhook, fake, sender_pool, admin,
-                                                               l1, l2):
+def test_shared_tenant_phone_each_landlord_sees_only_their_own(
+    world, config, webhook, fake, sender_pool, admin, l1, l2
+):
     phone = world.phones["shared"]
 
     # A message with no hint of which landlord it is for is held: neither sees it.
@@ -326,19 +430,35 @@ def test_shared_tenant_phone_each_landlord_sees_only_their_own(world, config, we
     assert l1.get_conversation(c1).unread_count == 0
 
     # The first landlord cannot touch the second's conversation through any RPC, nor learn it exists.
-    before = admin.execute("select status, unread_count, updated_at from public.whatsapp_conversations where id = %s",
-                           [str(c2)]).fetchone()
-    count_before = admin.execute("select count(*) as n from public.whatsapp_messages where conversation_id = %s",
-                                 [str(c2)]).fetchone()["n"]
-    for attempt in (lambda: l1.mark_read(c2), lambda: l1.block(c2), lambda: l1.archive(c2),
-                    lambda: l1.send_message(c2, "hijack"), lambda: l1.send_template(c2, "rent_reminder", "en_GB")):
+    before = admin.execute(
+        "select status, unread_count, updated_at from public.whatsapp_conversations where id = %s", [str(c2)]
+    ).fetchone()
+    count_before = admin.execute(
+        "select count(*) as n from public.whatsapp_messages where conversation_id = %s", [str(c2)]
+    ).fetchone()["n"]
+    for attempt in (
+        lambda: l1.mark_read(c2),
+        lambda: l1.block(c2),
+        lambda: l1.archive(c2),
+        lambda: l1.send_message(c2, "hijack"),
+        lambda: l1.send_template(c2, "rent_reminder", "en_GB"),
+    ):
         with pytest.raises(NotFound) as err:
             attempt()
-        assert err.value.sqlstate == "P0002" and err.value.message == "conversation not found"
-    assert admin.execute("select status, unread_count, updated_at from public.whatsapp_conversations where id = %s",
-                         [str(c2)]).fetchone() == before
-    assert admin.execute("select count(*) as n from public.whatsapp_messages where conversation_id = %s",
-                         [str(c2)]).fetchone()["n"] == count_before
+        assert (err.value.sqlstate, err.value.keyword) == ("P0002", "not_found")
+        assert err.value.message == "conversation not found"  # the same answer as for no conversation at all
+    assert (
+        admin.execute(
+            "select status, unread_count, updated_at from public.whatsapp_conversations where id = %s", [str(c2)]
+        ).fetchone()
+        == before
+    )
+    assert (
+        admin.execute(
+            "select count(*) as n from public.whatsapp_messages where conversation_id = %s", [str(c2)]
+        ).fetchone()["n"]
+        == count_before
+    )
     raw = l1.supabase.table("whatsapp_messages").select("id,body")
     assert raw.eq("landlord_id", world.l2).execute().data == []
     assert l1.supabase.table("whatsapp_messages").select("id").eq("id", reply["message_id"]).execute().data == []
@@ -354,7 +474,8 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
 
     with pytest.raises(WindowClosed) as err:  # the tenant has never written: template needed
         l1.send_message(conv, "Hello!")
-    assert err.value.sqlstate == "55000" and "send_whatsapp_template" in err.value.hint
+    assert (err.value.sqlstate, err.value.keyword) == ("55000", "window_closed")
+    assert "send_whatsapp_template" in err.value.hint
     template_id = l1.send_template(conv, "rent_reminder", "en_GB", ["Flat 2", "1 December"])
     template = l1.get_message(template_id)
     assert template.outbound_kind == "template" and template.status == "queued"
@@ -363,9 +484,10 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
     with pytest.raises(InvalidValue) as err:
         l1.send_template(conv, "Rent Reminder!", "en_GB")
     assert err.value.sqlstate == "22023"
-    for bad in ("   ", "x" * 4096):
-        with pytest.raises(InvalidValue):
+    for bad, refusal in (("   ", EmptyBody), ("x" * 4096, MessageTooLong)):
+        with pytest.raises(refusal) as err:
             l1.send_message(conv, bad)
+        assert err.value.sqlstate == "22023"
     with pytest.raises(InvalidValue):
         l1.set_status(conv, "deleted")
 
@@ -409,7 +531,7 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
     with pytest.raises(NotOptedIn) as err:
         l3.start_conversation(world.tenants["l3"])
     assert "set_whatsapp_opt_in" in err.value.hint
-    with pytest.raises(NotAllowed):  # a signed-in user with no landlord profile
+    with pytest.raises(NoLandlordProfile):  # a signed-in user with no landlord profile
         landlord(api, str(uuid.uuid4())).start_conversation(world.tenants["rules"])
     with pytest.raises(NotAllowed):  # webhook-facing RPCs are service_role only
         LandlordClient._execute(l1.supabase.rpc("ingest_whatsapp_webhook", {"payload": {}}))
@@ -419,37 +541,17 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
     with pytest.raises(NotAuthenticated) as err:
         landlord(api, world.l1, now=int(time.time()) - 7200).list_conversations()
     assert err.value.sqlstate == "PGRST303"
-    for bad_call in (lambda: l1.mark_read("not-a-uuid"), lambda: l1.list_conversations(status="deleted"),
-                     lambda: l1.list_conversations(limit=0), lambda: l1.list_messages(conv, cursor="garbage")):
+    for bad_call in (
+        lambda: l1.mark_read("not-a-uuid"),
+        lambda: l1.list_conversations(status="deleted"),
+        lambda: l1.list_conversations(limit=0),
+        lambda: l1.list_messages(conv, cursor="garbage"),
+    ):
         with pytest.raises(InvalidValue):
             bad_call()
 
 
-def test_error_classes_follow_the_sqlstate():
-    class FakeAPIError:
-        def __init__(self, code, message="m", hint="h", details="d"):
-            self.code, self.message, self.hint, self.details = code, message, hint, details
-
-    cases = {
-        ("P0002", "conversation not found"): NotFound,
-        ("42501", "no landlord profile for this user"): NotAllowed,
-        ("22023", "message body is empty"): InvalidValue,
-        ("22P02", "invalid input syntax for type uuid"): InvalidValue,
-        ("23505", "wamid already belongs to another message"): Conflict,
-        ("55000", "the 24-hour customer service window for this tenant is closed"): WindowClosed,
-        ("55000", "the tenant has opted out of WhatsApp messages (STOP)"): TenantOptedOut,
-        ("55000", "this conversation is blocked"): Blocked,
-        ("55000", "WhatsApp is turned off for this landlord"): NotOptedIn,
-        ("55000", "the tenant has no active lease"): WrongState,
-        ("PGRST301", "JWT cryptographic operation failed"): NotAuthenticated,
-        ("PGRST303", "JWT expired"): NotAuthenticated,
-        ("57014", "canceling statement due to statement timeout"): LandlordClientError,
-    }
-    for (code, message), cls in cases.items():
-        assert error_class(code, message) is cls, (code, message)
-        err = from_api_error(FakeAPIError(code, message))
-        assert type(err) is cls and (err.sqlstate, err.message, err.hint, err.details) == (code, message, "h", "d")
-    assert issubclass(WindowClosed, WrongState) and issubclass(NotFound, LandlordClientError)
+# The mapping of (SQLSTATE, detail keyword) to classes is unit-tested in tests/test_client_errors.py.
 
 
 # -- pagination -----------------------------------------------------------------------------------
@@ -473,14 +575,18 @@ def test_messages_are_paged_newest_first_with_ties_broken_by_id(world, config, w
     tenant_writes(webhook, config, world, phone, "two", "three", "four", "five", "six", at=at)  # same second
     tenant_writes(webhook, config, world, phone, "seven", at=at + 60)
     conv = conversation_for(l1, phone)
-    expected = [r["id"] for r in admin.execute(
-        "select id from public.whatsapp_messages where conversation_id = %s order by sent_at desc, id desc",
-        [str(conv.id)]).fetchall()]
+    expected = [
+        r["id"]
+        for r in admin.execute(
+            "select id from public.whatsapp_messages where conversation_id = %s order by sent_at desc, id desc",
+            [str(conv.id)],
+        ).fetchall()
+    ]
     assert len(expected) == 7
     for limit in (1, 2, 3, 7, 50):
         got = _all_pages(lambda **kw: l1.list_messages(conv.id, **kw), limit)
         assert [m.id for m in got] == expected, limit
-    assert [m.body for m in got][0] == "seven" and [m.body for m in got][-1] == "one"
+    assert got[0].body == "seven" and got[-1].body == "one"
     l1.mark_read(conv.id)
 
 
@@ -496,7 +602,9 @@ def test_conversations_are_paged_by_recency_or_unread_first(world, config, webho
             "select id from public.whatsapp_conversations where landlord_id = %s "
             "and (%s::text[] is null or status = any(%s::text[])) "
             "order by case when %s then unread_count > 0 end desc nulls last, "
-            "last_message_at desc nulls last, id desc", [world.l1, statuses, statuses, unread_first]).fetchall()
+            "last_message_at desc nulls last, id desc",
+            [world.l1, statuses, statuses, unread_first],
+        ).fetchall()
         return [r["id"] for r in rows]
 
     assert len(expected(None, False)) >= 4
@@ -506,7 +614,10 @@ def test_conversations_are_paged_by_recency_or_unread_first(world, config, webho
         for order in ("recent", "unread_first"):
             want = expected(statuses, order == "unread_first")
             for limit in (1, 2, 5, 500):
-                got = _all_pages(lambda **kw: l1.list_conversations(status=status, order=order, **kw), limit)
+                got = _all_pages(
+                    lambda status=status, order=order, **kw: l1.list_conversations(status=status, order=order, **kw),
+                    limit,
+                )
                 assert [c.id for c in got] == want, (status, order, limit)
     with pytest.raises(InvalidValue):  # a cursor belongs to one list
         page = l1.list_conversations(order="recent", limit=1)
@@ -515,12 +626,18 @@ def test_conversations_are_paged_by_recency_or_unread_first(world, config, webho
 
 # -- the rest of the surface ------------------------------------------------------------------------
 def test_realtime_channel_names_and_env_configuration(api, world):
-    client = LandlordClient.from_env(mint_token(world.l1), {"SUPABASE_URL": api.url, "SUPABASE_ANON_KEY": LOCAL_ANON_KEY})
+    client = LandlordClient.from_env(
+        mint_token(world.l1), {"SUPABASE_URL": api.url, "SUPABASE_ANON_KEY": LOCAL_ANON_KEY}
+    )
     assert client.user_id == uuid.UUID(world.l1)
     channels = {c.table: c for c in client.realtime_channels()}
     assert channels["whatsapp_messages"].topic == f"realtime:public:whatsapp_messages:landlord_id=eq.{world.l1}"
     assert channels["whatsapp_conversations"].postgres_changes == {
-        "event": "*", "schema": "public", "table": "whatsapp_conversations", "filter": f"landlord_id=eq.{world.l1}"}
+        "event": "*",
+        "schema": "public",
+        "table": "whatsapp_conversations",
+        "filter": f"landlord_id=eq.{world.l1}",
+    }
     assert client.settings().whatsapp_enabled is True  # the env-built client really talks to the API
     with pytest.raises(ValueError):
         LandlordClient.from_env(mint_token(world.l1), {})

@@ -5,11 +5,11 @@ an errcode and a documented keyword in `detail` (docs/errors.md), so that caller
 message text. Both checks parse the SQL with pglast (Postgres' own parser, plpgsql included);
 each is shown to fail on a small bad example first.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,12 +47,15 @@ def definitions(sql: str) -> Iterator[tuple[str, str]]:
     for raw in parse_sql(sql):
         stmt = raw.stmt
         if isinstance(stmt, ast.CreateFunctionStmt):
-            args = [_type_name(p.argType) for p in stmt.parameters or () if p.mode != FunctionParameterMode.FUNC_PARAM_TABLE]
-            yield (f"function {_qualified(stmt.funcname)}({', '.join(args)})",
-                   "replace" if stmt.replace else "create")
+            args = [
+                _type_name(p.argType) for p in stmt.parameters or () if p.mode != FunctionParameterMode.FUNC_PARAM_TABLE
+            ]
+            yield (f"function {_qualified(stmt.funcname)}({', '.join(args)})", "replace" if stmt.replace else "create")
         elif isinstance(stmt, ast.CreateTrigStmt):
-            yield (f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}",
-                   "replace" if stmt.replace else "create")
+            yield (
+                f"trigger {stmt.trigname} on {stmt.relation.schemaname}.{stmt.relation.relname}",
+                "replace" if stmt.replace else "create",
+            )
         elif isinstance(stmt, ast.CreatePolicyStmt):
             yield f"policy {stmt.policy_name!r} on {stmt.table.schemaname}.{stmt.table.relname}", "create"
         elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_FUNCTION:
@@ -96,7 +99,7 @@ def _function_sources(sql: str) -> Iterator[tuple[str, str]]:
         options = {o.defname: o.arg for o in stmt.options}
         if getattr(options.get("language"), "sval", None) != "plpgsql":
             continue
-        source = sql[raw.stmt_location: raw.stmt_location + raw.stmt_len]
+        source = sql[raw.stmt_location : raw.stmt_location + raw.stmt_len]
         # pglast's plpgsql parser resolves declared types only in pg_catalog and public; which
         # schema a type is in does not matter for what is checked here.
         yield _qualified(stmt.funcname), re.sub(r"\b(private|archive)\.", "public.", source)
@@ -120,8 +123,10 @@ def raise_problems(sql: str, keywords: set[str]) -> list[str]:
         for r in _raises(json.loads(parse_plpgsql_json(source))):
             if r.get("elog_level") != ELOG_ERROR or "options" not in r:
                 continue  # a bare RAISE re-throws; notices are not refusals
-            opts = {o["PLpgSQL_raise_option"]["opt_type"]: o["PLpgSQL_raise_option"]["expr"]["PLpgSQL_expr"]["query"]
-                    for o in r["options"]}
+            opts = {
+                o["PLpgSQL_raise_option"]["opt_type"]: o["PLpgSQL_raise_option"]["expr"]["PLpgSQL_expr"]["query"]
+                for o in r["options"]
+            }
             detail = opts.get(RAISE_DETAIL, "")
             keyword = detail[1:-1] if re.fullmatch(r"'[a-z_]+'", detail) else None
             if RAISE_ERRCODE not in opts:
@@ -143,7 +148,9 @@ FUNCTION_SQL = "create function private.f(a uuid, b text default 'x') returns in
 
 def test_definition_checker_flags_an_object_created_twice() -> None:
     found = definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": FUNCTION_SQL})
-    assert found == ["function private.f(uuid, text): created in 20261201000001_a.sql and again in 20261201000002_b.sql"]
+    assert found == [
+        "function private.f(uuid, text): created in 20261201000001_a.sql and again in 20261201000002_b.sql"
+    ]
 
 
 def test_definition_checker_allows_a_later_replace_but_not_one_inside_the_squash_or_of_nothing() -> None:
@@ -159,7 +166,9 @@ def test_definition_checker_allows_a_later_replace_but_not_one_inside_the_squash
 
 def test_definition_checker_allows_drop_and_create_of_a_changed_signature() -> None:
     drop = "drop function private.f(uuid, text);"
-    assert definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": drop + FUNCTION_SQL}) == []
+    assert (
+        definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": drop + FUNCTION_SQL}) == []
+    )
 
 
 def test_definition_checker_tells_overloads_triggers_and_policies_apart() -> None:
@@ -174,17 +183,21 @@ def test_definition_checker_tells_overloads_triggers_and_policies_apart() -> Non
     assert definition_problems(scripts) == []
     scripts["20261201000003_c.sql"] = 'create policy "p" on public.x for insert to authenticated with check (true);'
     assert definition_problems(scripts) == [
-        "policy 'p' on public.x: created in 20261201000001_a.sql and again in 20261201000003_c.sql"]
+        "policy 'p' on public.x: created in 20261201000001_a.sql and again in 20261201000003_c.sql"
+    ]
 
 
-@pytest.mark.parametrize(("raise_sql", "expected"), [
-    ("raise exception using errcode = '22023', message = 'm', detail = 'invalid_value'", []),
-    ("raise exception using errcode = '22023', message = 'm'", ["detail is not a literal keyword (none)"]),
-    ("raise exception using message = 'm', detail = 'invalid_value'", ["no errcode"]),
-    ("raise exception using errcode = '22023', message = 'm', detail = 'made_up'", ["'made_up' is not in docs"]),
-    ("raise exception using errcode = '22023', message = 'm', detail = format('%s', 1)", ["not a literal keyword"]),
-    ("raise notice 'just saying'", []),
-])
+@pytest.mark.parametrize(
+    ("raise_sql", "expected"),
+    [
+        ("raise exception using errcode = '22023', message = 'm', detail = 'invalid_value'", []),
+        ("raise exception using errcode = '22023', message = 'm'", ["detail is not a literal keyword (none)"]),
+        ("raise exception using message = 'm', detail = 'invalid_value'", ["no errcode"]),
+        ("raise exception using errcode = '22023', message = 'm', detail = 'made_up'", ["'made_up' is not in docs"]),
+        ("raise exception using errcode = '22023', message = 'm', detail = format('%s', 1)", ["not a literal keyword"]),
+        ("raise notice 'just saying'", []),
+    ],
+)
 def test_raise_checker(raise_sql: str, expected: list[str]) -> None:
     sql = f"create function private.f() returns void language plpgsql as $$ begin {raise_sql}; end $$;"
     problems = raise_problems(sql, {"invalid_value"})
@@ -204,8 +217,12 @@ def test_every_raise_has_an_errcode_and_a_documented_keyword() -> None:
     assert {"not_found", "window_closed", "invalid_value"} <= keywords
     problems = [f"{p.name}: {problem}" for p in MIGRATIONS for problem in raise_problems(p.read_text(), keywords)]
     assert problems == []
-    checked = sum(1 for p in MIGRATIONS for _, src in _function_sources(p.read_text())
-                  for _ in _raises(json.loads(parse_plpgsql_json(src))))
+    checked = sum(
+        1
+        for p in MIGRATIONS
+        for _, src in _function_sources(p.read_text())
+        for _ in _raises(json.loads(parse_plpgsql_json(src)))
+    )
     assert checked > 50  # the walk really reaches the raises
 
 
@@ -213,7 +230,13 @@ def test_keywords_used_by_the_migrations_are_all_documented_and_used() -> None:
     used = set()
     for p in after_baseline():
         used |= set(re.findall(r"detail = '([a-z_]+)'", p.read_text()))
-    reserved = {"consent_pending", "consent_declined", "daily_limit_reached", "too_many_tenants_with_phone",
-                "template_not_registered", "invalid_display_name"}
+    reserved = {
+        "consent_pending",
+        "consent_declined",
+        "daily_limit_reached",
+        "too_many_tenants_with_phone",
+        "template_not_registered",
+        "invalid_display_name",
+    }
     assert used <= documented_keywords()
     assert documented_keywords() - reserved <= used, "a documented keyword no function raises"

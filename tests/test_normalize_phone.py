@@ -9,6 +9,7 @@ the function supports get the same treatment with fewer numbers.
 Where a format is ambiguous for a text normalizer (no numbering-plan patterns), the expected key
 is not skipped: `expected_key()` states the known limitation and the test asserts it.
 """
+
 from __future__ import annotations
 
 import random
@@ -36,9 +37,9 @@ FIXED_TYPES = {PNT.FIXED_LINE, PNT.FIXED_LINE_OR_MOBILE}
 
 @dataclass(frozen=True)
 class Case:
-    region: str      # default_country passed to the function
-    form: str        # which way of writing the number
-    raw: str         # what is passed
+    region: str  # default_country passed to the function
+    form: str  # which way of writing the number
+    raw: str  # what is passed
     expected: str | None  # the key it must become
 
 
@@ -64,7 +65,7 @@ def normalize_many(conn: psycopg.Connection, raws: Sequence[str | None], countri
 def mismatches(conn: psycopg.Connection, cases: Sequence[Case]) -> list[tuple[str, str, str, str, str | None]]:
     got = normalize_many(conn, [c.raw for c in cases], [c.region for c in cases])
     assert len(got) == len(cases)
-    return [(c.region, c.form, c.raw, c.expected, g) for c, g in zip(cases, got) if g != c.expected]
+    return [(c.region, c.form, c.raw, c.expected, g) for c, g in zip(cases, got, strict=True) if g != c.expected]
 
 
 def assert_all_match(conn: psycopg.Connection, cases: Sequence[Case]) -> None:
@@ -93,8 +94,11 @@ def generate(region: str, number_type: int, count: int, nsn_length: int | None =
     else:
         # Within E.164's 8 to 15 digits; phonenumbers also accepts German fixed lines outside
         # them: see test_valid_numbers_outside_e164s_8_to_15_digits_are_null.
-        lengths = [n for n in sorted(desc.possible_length or md.general_desc.possible_length)
-                   if 8 <= len(str(md.country_code)) + n <= 15]
+        lengths = [
+            n
+            for n in sorted(desc.possible_length or md.general_desc.possible_length)
+            if 8 <= len(str(md.country_code)) + n <= 15
+        ]
     wanted = MOBILE_TYPES if number_type == PNT.MOBILE else FIXED_TYPES
     rng = random.Random(zlib.crc32(f"{region}:{number_type}:{nsn_length}".encode()))
     found: dict[str, PhoneNumber] = {}
@@ -106,9 +110,12 @@ def generate(region: str, number_type: int, count: int, nsn_length: int | None =
         head = example[:keep] if keep else rng.choice("0123456789")
         nsn = head + "".join(rng.choice("0123456789") for _ in range(length - len(head)))
         n = phonenumbers.parse(f"+{md.country_code}{nsn}")
-        if (phonenumbers.national_significant_number(n) == nsn  # not reparsed (a leading trunk 0 dropped)
-                and phonenumbers.is_valid_number(n) and phonenumbers.number_type(n) in wanted
-                and phonenumbers.region_code_for_number(n) == region):
+        if (
+            phonenumbers.national_significant_number(n) == nsn  # not reparsed (a leading trunk 0 dropped)
+            and phonenumbers.is_valid_number(n)
+            and phonenumbers.number_type(n) in wanted
+            and phonenumbers.region_code_for_number(n) == region
+        ):
             found.setdefault(phonenumbers.format_number(n, PNF.E164), n)
     assert len(found) == count, f"only {len(found)} valid {region} numbers of type {number_type}"
     return [found[k] for k in sorted(found)]
@@ -254,9 +261,11 @@ def test_international_forms_do_not_depend_on_the_default_country(conn):
             # "(0)": the optional trunk prefix of countries that have a 0 one (not MX; US/CA use 1).
             with_0 = intl.replace(f"+{cc} ", f"+{cc} (0)", 1) if region in ("GB", "BR", "AR", "IN", "DE") else None
             for default in SUPPORTED:
-                cases += [Case(default, "E164", e164, e164[1:]),
-                          Case(default, "INTERNATIONAL", intl, e164[1:]),
-                          Case(default, "00 prefix", "00 " + intl[1:], e164[1:])]
+                cases += [
+                    Case(default, "E164", e164, e164[1:]),
+                    Case(default, "INTERNATIONAL", intl, e164[1:]),
+                    Case(default, "00 prefix", "00 " + intl[1:], e164[1:]),
+                ]
                 if with_0:
                     cases.append(Case(default, "international with (0)", with_0, e164[1:]))
     assert len(cases) > 10_000
@@ -280,7 +289,7 @@ def test_argentine_mobiles_in_every_area_code_length(conn):
     area_lengths = set()
     for n in generate("AR", PNT.MOBILE, 300):
         key = phonenumbers.format_number(n, PNF.E164)[1:]
-        nat = phonenumbers.format_number(n, PNF.NATIONAL)          # '011 15-2345-6789'
+        nat = phonenumbers.format_number(n, PNF.NATIONAL)  # '011 15-2345-6789'
         area, rest = nat.split(" ", 1)
         area = area[1:]
         subscriber = rest.removeprefix("15-")
@@ -305,15 +314,17 @@ def test_argentine_mobiles_in_every_area_code_length(conn):
 def test_mexican_legacy_521_wa_ids_meet_the_e164_key(conn):
     cases = []
     for n in generate("MX", PNT.MOBILE, 100):
-        key = phonenumbers.format_number(n, PNF.E164)[1:]           # 52 + 10 digits
+        key = phonenumbers.format_number(n, PNF.E164)[1:]  # 52 + 10 digits
         nsn = str(n.national_number)
         assert len(nsn) == 10
-        intl = phonenumbers.format_number(n, PNF.INTERNATIONAL)      # '+52 55 1234 5678'
+        intl = phonenumbers.format_number(n, PNF.INTERNATIONAL)  # '+52 55 1234 5678'
         cases.append(Case("MX", "wa_id 521", "521" + nsn, key))
         for default in ("MX", "GB", "US"):
             # route_inbound_message passes '+' || wa_id, read in the configured country.
-            cases += [Case(default, "+521", "+521" + nsn, key),
-                      Case(default, "+52 1 ...", intl.replace("+52 ", "+52 1 ", 1), key)]
+            cases += [
+                Case(default, "+521", "+521" + nsn, key),
+                Case(default, "+52 1 ...", intl.replace("+52 ", "+52 1 ", 1), key),
+            ]
         for default in ("GB", "US"):
             # Bare foreign digits are a national number there, and too long for one: null, not a guess.
             cases.append(Case(default, "bare foreign digits", "521" + nsn, None))
@@ -324,17 +335,19 @@ def test_brazilian_wa_ids_without_the_ninth_digit_meet_the_e164_key(conn):
     cases = []
     legacy_ranges = untouched = 0
     for n in generate("BR", PNT.MOBILE, 200, nsn_length=11):
-        key = phonenumbers.format_number(n, PNF.E164)[1:]            # 55 AA 9 XXXXXXXX
+        key = phonenumbers.format_number(n, PNF.E164)[1:]  # 55 AA 9 XXXXXXXX
         area, ninth, tail = key[2:4], key[4], key[5:]
         assert ninth == "9"
         without_ninth = f"55{area}{tail}"
         if tail[0] in "6789":
             # The pre-2016 mobile ranges: WhatsApp still sends old accounts without the 9.
             legacy_ranges += 1
-            cases += [Case("BR", "wa_id without 9", without_ninth, key),
-                      Case("BR", "+55 without 9", "+" + without_ninth, key),
-                      Case("GB", "+55 without 9", "+" + without_ninth, key),
-                      Case("GB", "bare foreign digits", without_ninth, None)]
+            cases += [
+                Case("BR", "wa_id without 9", without_ninth, key),
+                Case("BR", "+55 without 9", "+" + without_ninth, key),
+                Case("GB", "+55 without 9", "+" + without_ninth, key),
+                Case("GB", "bare foreign digits", without_ninth, None),
+            ]
             cases.append(Case("BR", "national without 9", f"({area}) {tail[:4]}-{tail[4:]}", key))
         else:
             # Area + 8 digits starting 2-5 is a landline, never folded into the mobile.
@@ -354,14 +367,17 @@ def test_brazilian_eight_digit_mobiles_are_folded_even_where_phonenumbers_keeps_
     WhatsApp's legacy wa_ids look exactly like them. The folded key must itself be a valid mobile."""
     cases = []
     for n in generate("BR", PNT.MOBILE, 40, nsn_length=10):
-        key = phonenumbers.format_number(n, PNF.E164)[1:]            # 55 AA 7XXXXXXX
+        key = phonenumbers.format_number(n, PNF.E164)[1:]  # 55 AA 7XXXXXXX
         assert key[4] in "6789", key
         folded = key[:4] + "9" + key[4:]
         refolded = phonenumbers.parse("+" + folded)
         assert phonenumbers.is_valid_number(refolded), folded
         assert phonenumbers.number_type(refolded) == PNT.MOBILE
-        cases += [Case("BR", "E164", "+" + key, folded), Case("BR", "WhatsApp digits", key, folded),
-                  Case("BR", "NATIONAL", phonenumbers.format_number(n, PNF.NATIONAL), folded)]
+        cases += [
+            Case("BR", "E164", "+" + key, folded),
+            Case("BR", "WhatsApp digits", key, folded),
+            Case("BR", "NATIONAL", phonenumbers.format_number(n, PNF.NATIONAL), folded),
+        ]
     assert len(cases) >= 60
     assert_all_match(conn, cases)
 
@@ -374,9 +390,11 @@ def test_valid_numbers_outside_e164s_8_to_15_digits_are_null(conn):
     cases = []
     for length in (5, 14, 15):
         for n in generate("DE", PNT.FIXED_LINE, 20, nsn_length=length):
-            for form, raw in (("E164", phonenumbers.format_number(n, PNF.E164)),
-                              ("INTERNATIONAL", phonenumbers.format_number(n, PNF.INTERNATIONAL)),
-                              ("NATIONAL", phonenumbers.format_number(n, PNF.NATIONAL))):
+            for form, raw in (
+                ("E164", phonenumbers.format_number(n, PNF.E164)),
+                ("INTERNATIONAL", phonenumbers.format_number(n, PNF.INTERNATIONAL)),
+                ("NATIONAL", phonenumbers.format_number(n, PNF.NATIONAL)),
+            ):
                 cases.append(Case("DE", form, raw, None))
     assert_all_match(conn, cases)
 
@@ -398,16 +416,24 @@ def test_a_digit_too_many_or_too_few_is_null(conn):
                 if min(lengths) <= len(wrong) <= max(lengths):
                     continue  # a length the country also uses: a different, possible number
                 assert not phonenumbers.is_valid_number(phonenumbers.parse(f"+{cc}{wrong}"))
-                cases += [Case(region, "E164", f"+{cc}{wrong}", None),
-                          Case(region, "00 prefix", f"00{cc}{wrong}", None)]
+                cases += [
+                    Case(region, "E164", f"+{cc}{wrong}", None),
+                    Case(region, "00 prefix", f"00{cc}{wrong}", None),
+                ]
                 national = f"{trunk}{wrong}"
                 read = phonenumbers.parse(national, region)
                 if region == "BR" and phonenumbers.national_significant_number(read) != wrong:
                     # "0 21 9702240995": the digit too many makes the area code look like a
                     # long-distance carrier code (21) after the trunk 0, and both phonenumbers and
                     # normalize_phone read it so; the rest is then folded like any BR number.
-                    cases.append(Case(region, "national, read with a carrier code", national,
-                                      brazil_wa_fold(phonenumbers.format_number(read, PNF.E164)[1:])))
+                    cases.append(
+                        Case(
+                            region,
+                            "national, read with a carrier code",
+                            national,
+                            brazil_wa_fold(phonenumbers.format_number(read, PNF.E164)[1:]),
+                        )
+                    )
                 else:
                     cases.append(Case(region, "national", national, None))
     assert {c.region for c in cases} == set(DEEP_REGIONS) - {"DE"}
@@ -425,21 +451,21 @@ def test_a_digit_too_many_or_too_few_is_null(conn):
         ("0044 (7700) 900.789", "GB", "447700900789"),
         ("07700-900123", "GB", "447700900123"),
         ("447700900123", "GB", "447700900123"),
-        ("7700 900123", "GB", "447700900123"),                 # national without the trunk 0
+        ("7700 900123", "GB", "447700900123"),  # national without the trunk 0
         ("+44 (0)7700 900123", "GB", "447700900123"),
         ("+44 07700 900123", "GB", "447700900123"),
-        ("4930123456", "DE", "4930123456"),                    # wa_id digits (was 494930123456)
-        ("4915123456789", "DE", "4915123456789"),              # wa_id digits (was 494915123456789)
+        ("4930123456", "DE", "4930123456"),  # wa_id digits (was 494930123456)
+        ("4915123456789", "DE", "4915123456789"),  # wa_id digits (was 494915123456789)
         ("030/123456", "DE", "4930123456"),
-        ("04921 123456", "DE", "494921123456"),                # Emden, with its trunk 0
-        ("4921 123456", "DE", "4921123456"),                   # without: read as international (see expected_key)
-        ("9876543210", "IN", "919876543210"),                  # Indian mobile written without 0
+        ("04921 123456", "DE", "494921123456"),  # Emden, with its trunk 0
+        ("4921 123456", "DE", "4921123456"),  # without: read as international (see expected_key)
+        ("9876543210", "IN", "919876543210"),  # Indian mobile written without 0
         ("919876543210", "IN", "919876543210"),
         ("0011 44 7700 900123", "AU", "447700900123"),
         ("+1 (201) 555-0123", "GB", "12015550123"),
-        ("07700 900123", "gb", "447700900123"),                # country code case and spacing
+        ("07700 900123", "gb", "447700900123"),  # country code case and spacing
         ("07700 900123", " GB ", "447700900123"),
-        ("07700 900123", None, "447700900123"),                # null country -> GB
+        ("07700 900123", None, "447700900123"),  # null country -> GB
     ],
 )
 def test_hand_picked_readings(conn, raw, country, expected):
@@ -453,13 +479,41 @@ def test_default_country_defaults_to_gb(conn):
 # --- garbage and errors ----------------------------------------------------------------------
 
 GARBAGE = [
-    None, "", "   ", "+", "++447700900123", "+44 7700 900123+", "+44+7700900123", "44+7700900123",
-    "abc", "call me", "07700 9OO123", "+44 7700 900123 ext 12", "+44 7700 900123 ext. 12",
-    "07700 900123 x12", "07700 900123#", "tel:+447700900123", "+44 7700 900123, 07700 900124",
-    "+44 7700 900123 / +44 7700 900124", "0", "00", "000", "()", "---", "...", "+ ",
-    "12345", "+1234567", "0770", "+1234567890123456", "0044 1234 5678 9012 345",
-    "00000000000", "+0 7700 900123", "\u0660\u0667\u0667\u0660\u0660\u0669\u0660\u0660\u0661\u0662\u0663",
-    "\t07700\t900123", "07700\n900123",
+    None,
+    "",
+    "   ",
+    "+",
+    "++447700900123",
+    "+44 7700 900123+",
+    "+44+7700900123",
+    "44+7700900123",
+    "abc",
+    "call me",
+    "07700 9OO123",
+    "+44 7700 900123 ext 12",
+    "+44 7700 900123 ext. 12",
+    "07700 900123 x12",
+    "07700 900123#",
+    "tel:+447700900123",
+    "+44 7700 900123, 07700 900124",
+    "+44 7700 900123 / +44 7700 900124",
+    "0",
+    "00",
+    "000",
+    "()",
+    "---",
+    "...",
+    "+ ",
+    "12345",
+    "+1234567",
+    "0770",
+    "+1234567890123456",
+    "0044 1234 5678 9012 345",
+    "00000000000",
+    "+0 7700 900123",
+    "\u0660\u0667\u0667\u0660\u0660\u0669\u0660\u0660\u0661\u0662\u0663",
+    "\t07700\t900123",
+    "07700\n900123",
 ]
 
 
@@ -467,7 +521,7 @@ def test_garbage_is_null_in_every_supported_country(conn):
     raws = [g for g in GARBAGE for _ in SUPPORTED]
     countries = [c for _ in GARBAGE for c in SUPPORTED]
     got = normalize_many(conn, raws, countries)
-    wrong = [(r, c, g) for r, c, g in zip(raws, countries, got) if g is not None]
+    wrong = [(r, c, g) for r, c, g in zip(raws, countries, got, strict=True) if g is not None]
     assert not wrong, wrong[:10]
 
 

@@ -12,6 +12,7 @@ and keeps them. The queue screenshot is written to docs/ops-queue.png when it is
 ZR_UPDATE_SCREENSHOTS=1 (otherwise to the test's tmp dir, so that test runs leave docs/ alone).
 Phones 4474007000xx and e-mails ops-browser-*@test.zenrent are this module's own.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,26 +20,34 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jwt
 import psycopg
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
-from playwright.sync_api import sync_playwright
-
-from app import create_app
+from app.service import create_app
 from app.webhook import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "ops-queue.png"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PHONE = "447400700001"
 EMAILS = "ops-browser-%@test.zenrent"
 
@@ -60,26 +69,42 @@ def admin(config):
 def people(admin, config) -> Iterator[dict[str, dict[str, str]]]:
     """Support staff, and two landlords who both let to the same tenant phone."""
     _cleanup(admin)
-    admin.execute("select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))",
-                  [config.phone_number_id])
+    admin.execute(
+        "select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))", [config.phone_number_id]
+    )
     out: dict[str, dict[str, str]] = {}
-    for key, name, support in (("support", "Sam Support", True), ("greta", "Greta Gable", False),
-                               ("hugo", "Hugo Hearth", False)):
-        uid, email = str(uuid.uuid4()), f"ops-browser-{key}@test.zenrent"   # removed first by _cleanup
+    for key, name, support in (
+        ("support", "Sam Support", True),
+        ("greta", "Greta Gable", False),
+        ("hugo", "Hugo Hearth", False),
+    ):
+        uid, email = str(uuid.uuid4()), f"ops-browser-{key}@test.zenrent"  # removed first by _cleanup
         app_metadata = {"provider": "email", **({"role": "support"} if support else {})}
-        admin.execute("insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
-                      "values (%s, 'authenticated', 'authenticated', %s, %s, '{}')", [uid, email, json.dumps(app_metadata)])
+        admin.execute(
+            "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
+            "values (%s, 'authenticated', 'authenticated', %s, %s, '{}')",
+            [uid, email, json.dumps(app_metadata)],
+        )
         out[key] = {"id": uid, "email": email, "name": name}
     for key, address in (("greta", "Flat 3, 7 Willow Road"), ("hugo", "Garage 12, Mill Lane")):
         landlord = out[key]["id"]
-        admin.execute("insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
-                      "values (%s, %s, true, now())", [landlord, out[key]["name"]])
-        prop = admin.execute("insert into public.properties (user_id, address) values (%s, %s) returning id",
-                             [landlord, address]).fetchone()["id"]
-        tenant = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, 'Maya Lund', %s) "
-                               "returning id", [landlord, "+" + PHONE]).fetchone()["id"]
-        admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
-                      "values (%s, %s, 'active', '2025-01-01')", [tenant, prop])
+        admin.execute(
+            "insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
+            "values (%s, %s, true, now())",
+            [landlord, out[key]["name"]],
+        )
+        prop = admin.execute(
+            "insert into public.properties (user_id, address) values (%s, %s) returning id", [landlord, address]
+        ).fetchone()["id"]
+        tenant = admin.execute(
+            "insert into public.tenants (user_id, name, phone) values (%s, 'Maya Lund', %s) returning id",
+            [landlord, "+" + PHONE],
+        ).fetchone()["id"]
+        admin.execute(
+            "insert into public.leases (tenant_id, property_id, status, start_date) "
+            "values (%s, %s, 'active', '2025-01-01')",
+            [tenant, prop],
+        )
     yield out
     _cleanup(admin)
 
@@ -109,23 +134,60 @@ def browser() -> Iterator[Any]:
 
 def webhook(base: str, config, body_text: str) -> dict[str, Any]:
     """A tenant's text message, delivered as Meta does: a signed POST to the same app."""
-    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000001", "phone_number_id": config.phone_number_id},
-        "contacts": [{"profile": {"name": "Maya"}, "wa_id": PHONE}],
-        "messages": [{"from": PHONE, "id": f"wamid.OPSB.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
-                      "type": "text", "text": {"body": body_text}}]}}]}]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550000001",
+                                "phone_number_id": config.phone_number_id,
+                            },
+                            "contacts": [{"profile": {"name": "Maya"}, "wa_id": PHONE}],
+                            "messages": [
+                                {
+                                    "from": PHONE,
+                                    "id": f"wamid.OPSB.{uuid.uuid4().hex}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": body_text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     body = json.dumps(payload).encode()
-    resp = requests.post(f"{base}/webhooks/whatsapp", data=body, timeout=10,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)})
+    resp = requests.post(
+        f"{base}/webhooks/whatsapp",
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)},
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["messages"][0]
 
 
 def support_token(config, user: dict[str, str]) -> str:
-    return jwt.encode({"sub": user["id"], "role": "authenticated", "aud": "authenticated", "email": user["email"],
-                       "exp": int(time.time()) + 3600, "app_metadata": {"provider": "email", "role": "support"}},
-                      config.jwt_secret, algorithm="HS256")
+    return jwt.encode(
+        {
+            "sub": user["id"],
+            "role": "authenticated",
+            "aud": "authenticated",
+            "email": user["email"],
+            "exp": int(time.time()) + 3600,
+            "app_metadata": {"provider": "email", "role": "support"},
+        },
+        config.jwt_secret,
+        algorithm="HS256",
+    )
 
 
 def test_support_assigns_and_pins_in_the_browser(browser, server, people, admin, config, tmp_path):
@@ -146,7 +208,7 @@ def test_support_assigns_and_pins_in_the_browser(browser, server, people, admin,
     assert page.get_by_role("heading", name="Held messages").is_visible()
     cookie = next(c for c in context.cookies() if c["name"] == "zr_ops_token")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ops"
-    assert "zr_ops_token" not in page.evaluate("document.cookie")   # HttpOnly: out of reach of scripts
+    assert "zr_ops_token" not in page.evaluate("document.cookie")  # HttpOnly: out of reach of scripts
 
     # The held message, with both candidate landlords.
     card = page.locator(f'section.msg[data-message-id="{held["message_id"]}"]')
@@ -164,17 +226,22 @@ def test_support_assigns_and_pins_in_the_browser(browser, server, people, admin,
     with page.expect_navigation():
         card.locator("tr", has_text="Greta Gable").get_by_role("button", name="Assign & pin 30 days").click()
     assert page.url == f"{server}/ops/"
-    assert page.get_by_role("status").filter(has_text="Message delivered to the landlord, phone pinned until").is_visible()
+    assert (
+        page.get_by_role("status").filter(has_text="Message delivered to the landlord, phone pinned until").is_visible()
+    )
     assert page.locator(f'section.msg[data-message-id="{held["message_id"]}"]').count() == 0
-    row = admin.execute("select routing_status, landlord_id::text from public.whatsapp_messages where id = %s",
-                        [held["message_id"]]).fetchone()
+    row = admin.execute(
+        "select routing_status, landlord_id::text from public.whatsapp_messages where id = %s", [held["message_id"]]
+    ).fetchone()
     assert row == {"routing_status": "delivered", "landlord_id": people["greta"]["id"]}
 
     # The tenant's next message goes straight to Greta.
     nxt = webhook(server, config, "Thanks, and the boiler pressure is low too.")
     assert (nxt["routing_status"], nxt["landlord_id"]) == ("delivered", people["greta"]["id"])
-    rule = admin.execute("select routing_metadata ->> 'rule' as rule from private.whatsapp_message_details where message_id = %s",
-                         [nxt["message_id"]]).fetchone()["rule"]
+    rule = admin.execute(
+        "select routing_metadata ->> 'rule' as rule from private.whatsapp_message_details where message_id = %s",
+        [nxt["message_id"]],
+    ).fetchone()["rule"]
     assert rule == "support_pin"
     page.reload()
     assert page.locator(f'section.msg[data-phone="{PHONE}"]').count() == 0

@@ -6,6 +6,7 @@ JWT secret). The module makes its own users, tenants and leases (phones 44740060
 ops-console-*@test.zenrent), removes them before and after, and checks every change as postgres.
 (Audit rows stay: the audit log is append-only for everyone.)
 """
+
 from __future__ import annotations
 
 import html
@@ -27,13 +28,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 import app.metrics
-from app import create_app
+from app.config import default_database_url
 from app.ops import COOKIE
+from app.service import create_app
 from app.webhook import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://localhost"
-PHONE = "4474006000"          # + one digit: 1 queue/assign, 2 pin, 3 dismiss, 4 refusals and CSRF, 5 metrics
+PHONE = "4474006000"  # + one digit: 1 queue/assign, 2 pin, 3 dismiss, 4 refusals and CSRF, 5 metrics
 EMAILS = "ops-console-%@test.zenrent"
 
 
@@ -47,9 +49,9 @@ class User:
 @dataclass(frozen=True)
 class World:
     support: User
-    olive: User   # candidate landlord on every phone
-    bruno: User   # candidate landlord on every phone
-    cecil: User   # a landlord with no lease on these phones
+    olive: User  # candidate landlord on every phone
+    bruno: User  # candidate landlord on every phone
+    cecil: User  # a landlord with no lease on these phones
 
 
 # -- database ------------------------------------------------------------------------------------
@@ -65,50 +67,75 @@ def _cleanup(admin) -> None:
     admin.execute("delete from public.whatsapp_messages where tenant_phone like %s", [like])
     admin.execute("delete from private.routing_pins where phone like %s", [like])
     admin.execute("delete from private.phone_preferences where phone like %s", [like])
-    admin.execute("delete from auth.users where email like %s", [EMAILS])  # profiles, tenants, leases, conversations cascade
+    admin.execute(
+        "delete from auth.users where email like %s", [EMAILS]
+    )  # profiles, tenants, leases, conversations cascade
 
 
 def _user(admin, role: str, name: str, *, support: bool = False) -> User:
     user = User(str(uuid.uuid4()), f"ops-console-{role}-{uuid.uuid4().hex[:6]}@test.zenrent", name)
     app_metadata = {"provider": "email", **({"role": "support"} if support else {})}
-    admin.execute("insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
-                  "values (%s, 'authenticated', 'authenticated', %s, %s, '{}')",
-                  [user.id, user.email, json.dumps(app_metadata)])
+    admin.execute(
+        "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data) "
+        "values (%s, 'authenticated', 'authenticated', %s, %s, '{}')",
+        [user.id, user.email, json.dumps(app_metadata)],
+    )
     if not support:
-        admin.execute("insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
-                      "values (%s, %s, true, now())", [user.id, name])
+        admin.execute(
+            "insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
+            "values (%s, %s, true, now())",
+            [user.id, name],
+        )
     return user
 
 
 @pytest.fixture(scope="module")
 def world(admin) -> World:
     _cleanup(admin)
-    w = World(support=_user(admin, "support", "Sam Console", support=True),
-              olive=_user(admin, "olive", "Olive Opsworth"), bruno=_user(admin, "bruno", "Bruno Backoffice"),
-              cecil=_user(admin, "cecil", "Cecil Outsider"))
-    for landlord, address, tenant in ((w.olive, "10 Console Court", "Tara Twofold"),
-                                      (w.bruno, "20 Console Court", "Tara T. (parking)"),
-                                      (w.cecil, "30 Elsewhere Lane", None)):
-        prop = admin.execute("insert into public.properties (user_id, address) values (%s, %s) returning id",
-                             [landlord.id, address]).fetchone()["id"]
+    w = World(
+        support=_user(admin, "support", "Sam Console", support=True),
+        olive=_user(admin, "olive", "Olive Opsworth"),
+        bruno=_user(admin, "bruno", "Bruno Backoffice"),
+        cecil=_user(admin, "cecil", "Cecil Outsider"),
+    )
+    for landlord, address, tenant in (
+        (w.olive, "10 Console Court", "Tara Twofold"),
+        (w.bruno, "20 Console Court", "Tara T. (parking)"),
+        (w.cecil, "30 Elsewhere Lane", None),
+    ):
+        prop = admin.execute(
+            "insert into public.properties (user_id, address) values (%s, %s) returning id", [landlord.id, address]
+        ).fetchone()["id"]
         if tenant is None:
             continue
         for digit in "12345":
-            t = admin.execute("insert into public.tenants (user_id, name, phone) values (%s, %s, %s) returning id",
-                              [landlord.id, tenant, f"+{PHONE}{digit}"]).fetchone()["id"]
-            admin.execute("insert into public.leases (tenant_id, property_id, status, start_date) "
-                          "values (%s, %s, 'active', '2025-01-01')", [t, prop])
+            t = admin.execute(
+                "insert into public.tenants (user_id, name, phone) values (%s, %s, %s) returning id",
+                [landlord.id, tenant, f"+{PHONE}{digit}"],
+            ).fetchone()["id"]
+            admin.execute(
+                "insert into public.leases (tenant_id, property_id, status, start_date) "
+                "values (%s, %s, 'active', '2025-01-01')",
+                [t, prop],
+            )
     yield w
     _cleanup(admin)
 
 
 def route(admin, phone: str, body: str) -> dict[str, Any]:
     """A tenant's message, routed as the webhook would (service role)."""
-    message = {"from": phone, "id": f"wamid.OPS.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
-               "type": "text", "text": {"body": body}}
+    message = {
+        "from": phone,
+        "id": f"wamid.OPS.{uuid.uuid4().hex}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": body},
+    }
     with admin.transaction():
         admin.execute("set local role service_role")
-        return admin.execute("select public.route_inbound_message(%s::jsonb) as r", [json.dumps(message)]).fetchone()["r"]
+        return admin.execute("select public.route_inbound_message(%s::jsonb) as r", [json.dumps(message)]).fetchone()[
+            "r"
+        ]
 
 
 def held(admin, digit: str, body: str) -> str:
@@ -118,14 +145,20 @@ def held(admin, digit: str, body: str) -> str:
 
 
 def message(admin, message_id: str) -> dict[str, Any]:
-    return admin.execute("select m.routing_status, m.landlord_id::text, m.conversation_id, d.routing_metadata "
-                         "from public.whatsapp_messages m left join private.whatsapp_message_details d "
-                         "on d.message_id = m.id where m.id = %s", [message_id]).fetchone()
+    return admin.execute(
+        "select m.routing_status, m.landlord_id::text, m.conversation_id, d.routing_metadata "
+        "from public.whatsapp_messages m left join private.whatsapp_message_details d "
+        "on d.message_id = m.id where m.id = %s",
+        [message_id],
+    ).fetchone()
 
 
 def audit(admin, message_id: str) -> list[dict[str, Any]]:
-    return admin.execute("select actor_id::text, action, landlord_id::text, pin_days, reason "
-                         "from private.support_audit_log where message_id = %s order by id", [message_id]).fetchall()
+    return admin.execute(
+        "select actor_id::text, action, landlord_id::text, pin_days, reason "
+        "from private.support_audit_log where message_id = %s order by id",
+        [message_id],
+    ).fetchall()
 
 
 def service_status(admin) -> dict[str, Any]:
@@ -135,11 +168,17 @@ def service_status(admin) -> dict[str, Any]:
 
 
 # -- tokens and the console --------------------------------------------------------------------------
-def token(config, user: User, *, support: bool = True, expires_in: int = 3600, secret: str | None = None,
-          **overrides: Any) -> str:
-    claims = {"sub": user.id, "role": "authenticated", "aud": "authenticated", "email": user.email,
-              "exp": int(time.time()) + expires_in,
-              "app_metadata": {"provider": "email", **({"role": "support"} if support else {})}}
+def token(
+    config, user: User, *, support: bool = True, expires_in: int = 3600, secret: str | None = None, **overrides: Any
+) -> str:
+    claims = {
+        "sub": user.id,
+        "role": "authenticated",
+        "aud": "authenticated",
+        "email": user.email,
+        "exp": int(time.time()) + expires_in,
+        "app_metadata": {"provider": "email", **({"role": "support"} if support else {})},
+    }
     claims.update(overrides)
     return jwt.encode(claims, secret or config.jwt_secret, algorithm="HS256")
 
@@ -209,11 +248,22 @@ def test_forged_or_expired_token_is_401_and_sets_no_cookie(console, config, worl
     elif case == "garbage":
         bad = "not.a.token"
     elif case == "alg-none":
-        bad = jwt.encode({"sub": world.support.id, "role": "authenticated", "exp": int(time.time()) + 3600,
-                          "app_metadata": {"role": "support"}}, None, algorithm="none")
+        bad = jwt.encode(
+            {
+                "sub": world.support.id,
+                "role": "authenticated",
+                "exp": int(time.time()) + 3600,
+                "app_metadata": {"role": "support"},
+            },
+            None,
+            algorithm="none",
+        )
     else:
-        bad = jwt.encode({"sub": world.support.id, "role": "authenticated", "app_metadata": {"role": "support"}},
-                         config.jwt_secret, algorithm="HS256")
+        bad = jwt.encode(
+            {"sub": world.support.id, "role": "authenticated", "app_metadata": {"role": "support"}},
+            config.jwt_secret,
+            algorithm="HS256",
+        )
     resp = console.sign_in(bad)
     assert resp.status_code == 401
     assert "not valid" in resp.get_data(as_text=True)
@@ -236,7 +286,7 @@ def test_a_landlord_token_put_in_the_cookie_is_refused_by_the_database(console, 
     held(admin, "4", body)
     console.client.set_cookie(COOKIE, token(config, world.olive, support=False), domain="localhost", path="/ops")
     page = console.page("/ops/")
-    assert "support staff only" in page and "(42501)" in page   # Postgres said no, not the Flask code
+    assert "support staff only" in page and "(42501)" in page  # Postgres said no, not the Flask code
     assert body not in page
     assert "support staff only" in console.page("/ops/status")
 
@@ -244,8 +294,9 @@ def test_a_landlord_token_put_in_the_cookie_is_refused_by_the_database(console, 
 @pytest.mark.parametrize("role", ["service_role", "anon"])
 def test_a_token_that_is_not_a_user_is_no_session(console, config, role):
     claims = {"role": role, "iss": "supabase", "exp": int(time.time()) + 3600}
-    console.client.set_cookie(COOKIE, jwt.encode(claims, config.jwt_secret, algorithm="HS256"),
-                              domain="localhost", path="/ops")
+    console.client.set_cookie(
+        COOKIE, jwt.encode(claims, config.jwt_secret, algorithm="HS256"), domain="localhost", path="/ops"
+    )
     resp = console.get("/ops/")
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/ops/login")
 
@@ -278,7 +329,7 @@ def test_posts_without_or_with_a_wrong_csrf_token_are_400_and_change_nothing(sup
     message_id = held(admin, "4", "Console test: CSRF")
     other = Console(app.test_client())
     other.sign_in(token(config, world.support))
-    foreign = other.csrf()   # valid, but another session's
+    foreign = other.csrf()  # valid, but another session's
     for data in ({}, {"csrf": ""}, {"csrf": "forged"}, {"csrf": foreign}):
         assign = support.post(f"/ops/messages/{message_id}/assign", data={**data, "landlord_id": world.olive.id})
         dismiss = support.post(f"/ops/messages/{message_id}/dismiss", data={**data, "reason": "spam"})
@@ -294,8 +345,16 @@ def test_the_queue_lists_a_held_message_with_its_candidates(support, admin, worl
     page = support.page("/ops/")
     section = re.search(rf'<section class="msg" data-message-id="{message_id}".*?</section>', page, re.S).group(0)
     assert "Console test: who fixes the boiler?" in section and f"+{PHONE}1" in section and "ambiguous" in section
-    for text in ("Olive Opsworth", "10 Console Court", "Tara Twofold", "Bruno Backoffice", "20 Console Court",
-                 "Tara T. (parking)", f'value="{world.olive.id}"', f'value="{world.bruno.id}"'):
+    for text in (
+        "Olive Opsworth",
+        "10 Console Court",
+        "Tara Twofold",
+        "Bruno Backoffice",
+        "20 Console Court",
+        "Tara T. (parking)",
+        f'value="{world.olive.id}"',
+        f'value="{world.bruno.id}"',
+    ):
         assert text in section, text
     assert "Cecil Outsider" not in section
     assert f'data-message-id="{message_id}"' in support.page("/ops/?status=ambiguous")
@@ -311,9 +370,13 @@ def test_assign_via_the_form(support, admin, world):
     row = message(admin, message_id)
     assert (row["routing_status"], row["landlord_id"]) == ("delivered", world.olive.id) and row["conversation_id"]
     assert row["routing_metadata"]["assigned_by"] == world.support.id
-    assert admin.execute("select count(*) as n from private.routing_pins where phone = %s", [PHONE + "1"]).fetchone()["n"] == 0
+    assert (
+        admin.execute("select count(*) as n from private.routing_pins where phone = %s", [PHONE + "1"]).fetchone()["n"]
+        == 0
+    )
     assert audit(admin, message_id) == [
-        {"actor_id": world.support.id, "action": "assign", "landlord_id": world.olive.id, "pin_days": 0, "reason": None}]
+        {"actor_id": world.support.id, "action": "assign", "landlord_id": world.olive.id, "pin_days": 0, "reason": None}
+    ]
 
 
 def test_assign_and_pin_via_the_form_routes_the_next_message(support, admin, world):
@@ -321,8 +384,11 @@ def test_assign_and_pin_via_the_form_routes_the_next_message(support, admin, wor
     page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.bruno.id, pin_days="30")
     assert "Message delivered to the landlord, phone pinned until 20" in page
     assert message(admin, message_id)["landlord_id"] == world.bruno.id
-    pin = admin.execute("select landlord_id::text, expires_at - now() as left, created_by::text "
-                        "from private.routing_pins where phone = %s", [PHONE + "2"]).fetchone()
+    pin = admin.execute(
+        "select landlord_id::text, expires_at - now() as left, created_by::text "
+        "from private.routing_pins where phone = %s",
+        [PHONE + "2"],
+    ).fetchone()
     assert pin["landlord_id"] == world.bruno.id and pin["created_by"] == world.support.id
     assert 29.9 < pin["left"].total_seconds() / 86400 <= 30
     assert [a["action"] for a in audit(admin, message_id)] == ["assign_and_pin"]
@@ -341,7 +407,8 @@ def test_dismiss_via_the_form(support, admin, world):
     row = message(admin, message_id)
     assert (row["routing_status"], row["landlord_id"], row["routing_metadata"]["reason"]) == ("dismissed", None, "spam")
     assert audit(admin, message_id) == [
-        {"actor_id": world.support.id, "action": "dismiss", "landlord_id": None, "pin_days": None, "reason": "spam"}]
+        {"actor_id": world.support.id, "action": "dismiss", "landlord_id": None, "pin_days": None, "reason": "spam"}
+    ]
 
 
 def test_a_refusal_by_the_database_is_a_flash_not_a_500(support, admin, world):
@@ -349,7 +416,9 @@ def test_a_refusal_by_the_database_is_a_flash_not_a_500(support, admin, world):
     page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id)
     assert "this landlord is not one of the message's routing candidates" in page
     assert "give a reason to assign it to another landlord (22023)" in page
-    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id, reason="Moved", pin_days="30")
+    page = support.submit(
+        f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id, reason="Moved", pin_days="30"
+    )
     assert "cannot pin" in page and "(22023)" in page
     page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id="not-a-uuid")
     assert "(22P02)" in page
@@ -381,8 +450,11 @@ DOCUMENTED = re.findall(r"^\s+(zenrent_\w+)", app.metrics.__doc__, re.M)
 def scrape(client) -> dict[tuple[str, tuple], float]:
     resp = client.get("/metrics")
     assert resp.status_code == 200 and resp.mimetype == "text/plain"
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(resp.get_data(as_text=True)) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.get_data(as_text=True))
+        for s in family.samples
+    }
 
 
 def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin, config, world, monkeypatch):
@@ -392,17 +464,51 @@ def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin
     for name in DOCUMENTED:
         assert re.search(rf"^# TYPE {name} ", text, re.M), name
 
-    admin.execute("select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))", [config.phone_number_id])
+    admin.execute(
+        "select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))", [config.phone_number_id]
+    )
     before = scrape(client)
     wamid = f"wamid.OPS.{uuid.uuid4().hex}"
-    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550000001", "phone_number_id": config.phone_number_id},
-        "messages": [{"from": PHONE + "5", "id": wamid, "timestamp": str(int(time.time())), "type": "text",
-                      "text": {"body": "Console test: metrics"}}]}}]}]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550000001",
+                                "phone_number_id": config.phone_number_id,
+                            },
+                            "messages": [
+                                {
+                                    "from": PHONE + "5",
+                                    "id": wamid,
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": "Console test: metrics"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
-    assert client.post("/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 401
-    ok = client.post("/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": sign(body, config.app_secret)})
+    assert (
+        client.post(
+            "/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}
+        ).status_code
+        == 401
+    )
+    ok = client.post(
+        "/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": sign(body, config.app_secret)}
+    )
     assert ok.status_code == 200 and ok.get_json()["messages"][0]["routing_status"] == "ambiguous"
     after = scrape(client)
 
@@ -422,8 +528,13 @@ def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin
 
 
 def test_metrics_say_when_the_database_is_down(config):
-    down = create_app(replace(config, database_url="postgresql://postgres:postgres@127.0.0.1:1/postgres?sslmode=disable",
-                              db_pool_timeout_s=0.5))
+    down = create_app(
+        replace(
+            config,
+            database_url=default_database_url({"ZR_DB_PORT": "1"}),  # nothing on port 1
+            db_pool_timeout_s=0.5,
+        )
+    )
     try:
         samples = scrape(down.test_client())
         assert samples[("zenrent_database_up", ())] == 0
@@ -444,7 +555,7 @@ def test_concurrent_scrapes_all_succeed(app):
 
 WORKER = """
 import sys
-from app import create_app
+from app.service import create_app
 from app.config import Config
 app = create_app(Config.from_env())
 client = app.test_client()
@@ -458,17 +569,31 @@ app.extensions["zr_pool"].close(timeout=0)
 
 def test_metrics_add_up_across_worker_processes(config, tmp_path):
     """gunicorn's workers are processes: with PROMETHEUS_MULTIPROC_DIR every one's samples count."""
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DATABASE_URL": config.database_url,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DATABASE_URL": config.database_url,
+        "PYTHONPATH": str(ROOT),
+    }
 
     def run(*args: str) -> str:
-        return subprocess.run([sys.executable, "-c", WORKER, *args], env=env, cwd=ROOT, check=True,
-                              capture_output=True, text=True, timeout=60).stdout
+        return subprocess.run(
+            [sys.executable, "-c", WORKER, *args],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
 
     run("post")
     run("post")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(run("scrape")) for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(run("scrape"))
+        for s in f.samples
+    }
     assert samples[("zenrent_webhook_requests_total", (("status", "401"),))] == 2
     assert samples[("zenrent_webhook_request_seconds_count", ())] == 2
     assert samples[("zenrent_database_up", ())] == 1

@@ -9,13 +9,14 @@ claim_outbound_messages hands out any queued message, so queued rows the test di
 are parked (next_attempt_at = infinity) for its duration and restored afterwards, and the
 assertions count only the test's own rows (a run marker in the body, a phone nobody uses).
 """
+
 from __future__ import annotations
 
 import threading
 import time
 import uuid
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -74,9 +75,7 @@ def _worker(marker: str, barrier: threading.Barrier, claimed: list[uuid.UUID], e
             while time.monotonic() < deadline:
                 with conn.transaction():
                     conn.execute("set local role service_role")
-                    rows = conn.execute(
-                        "select id from public.claim_outbound_messages(%s)", (BATCH_SIZE,)
-                    ).fetchall()
+                    rows = conn.execute("select id from public.claim_outbound_messages(%s)", (BATCH_SIZE,)).fetchall()
                     if rows:
                         conn.execute("select pg_sleep(0.002)")  # keep the rows locked while others claim
                 claimed.extend(row[0] for row in rows)
@@ -91,7 +90,7 @@ def _worker(marker: str, barrier: threading.Barrier, claimed: list[uuid.UUID], e
                     return
                 time.sleep(0.005)
             raise TimeoutError("the queue was not drained in time")
-    except BaseException as exc:  # reported by the test, not lost in the thread
+    except BaseException as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
         errors.append(exc)
 
 

@@ -7,6 +7,7 @@ starts both calls together; whichever finishes first keeps its transaction open 
 connection has seen the other one waiting on a lock, so the two really overlap. These tests
 commit, so they create their own landlord, tenant and phone and delete them afterwards.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,7 +49,8 @@ def landlord_and_phone(config):
             [landlord_id, "+" + phone],
         ).fetchone()[0]
         conn.execute(
-            "insert into public.leases (tenant_id, property_id, status, start_date) values (%s, %s, 'active', '2025-01-01')",
+            "insert into public.leases (tenant_id, property_id, status, start_date)"
+            " values (%s, %s, 'active', '2025-01-01')",
             [tenant_id, property_id],
         )
     try:
@@ -80,9 +82,7 @@ def deliver_concurrently(database_url: str, messages: list[dict]) -> list[dict]:
             conn.execute("set local role service_role")  # opens the transaction
             pids.append(conn.info.backend_pid)
             barrier.wait()
-            result = conn.execute(
-                "select public.route_inbound_message(%s)", [Jsonb(message)]
-            ).fetchone()[0]
+            result = conn.execute("select public.route_inbound_message(%s)", [Jsonb(message)]).fetchone()[0]
             if not release.wait(LOCK_WAIT_TIMEOUT_S):
                 raise AssertionError("the other delivery never waited on this one")
             conn.commit()

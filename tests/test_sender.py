@@ -3,6 +3,7 @@
 Each test parks every queued message it did not create (next_attempt_at = infinity, restored
 afterwards), so the sender only sees the test's own messages.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import pytest
@@ -24,8 +25,16 @@ from psycopg.rows import dict_row
 
 from app.config import Config, ConfigError
 from app.db import make_pool
-from app.graph import (InvalidMessage, OutboundMessage, SendError, Sent, Unknown, build_message_body,
-                       classify_response, parse_retry_after)
+from app.graph import (
+    InvalidMessage,
+    OutboundMessage,
+    SendError,
+    Sent,
+    Unknown,
+    build_message_body,
+    classify_response,
+    parse_retry_after,
+)
 from app.sender import Sender, TokenBucket
 from app.webhook import sign
 from fake_graph import FakeGraph, Reply, meta_error
@@ -37,32 +46,56 @@ TOM = "447700900123"
 
 # -- pure parts ---------------------------------------------------------------------------------
 def _msg(**kw) -> OutboundMessage:
-    base = dict(id=uuid.UUID("11111111-2222-4333-8444-555555555555"), to_phone=TOM, kind="text",
-                text_body="From Alice Hart via ZenRent:\nHello", template=None, attempt_count=1)
+    base = dict(
+        id=uuid.UUID("11111111-2222-4333-8444-555555555555"),
+        to_phone=TOM,
+        kind="text",
+        text_body="From Alice Hart via ZenRent:\nHello",
+        template=None,
+        attempt_count=1,
+    )
     return OutboundMessage(**{**base, **kw})
 
 
 def test_text_body_is_what_meta_documents():
     assert build_message_body(_msg()) == {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": TOM, "type": "text",
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": TOM,
+        "type": "text",
         "text": {"body": "From Alice Hart via ZenRent:\nHello", "preview_url": False},
-        "biz_opaque_callback_data": "11111111-2222-4333-8444-555555555555"}
+        "biz_opaque_callback_data": "11111111-2222-4333-8444-555555555555",
+    }
 
 
 def test_template_body_is_what_meta_documents():
     components = [{"type": "body", "parameters": [{"type": "text", "text": "Alice Hart"}]}]
-    body = build_message_body(_msg(kind="template", text_body=None, template={
-        "name": "rent_reminder", "language": {"code": "en_GB"}, "components": components}))
+    body = build_message_body(
+        _msg(
+            kind="template",
+            text_body=None,
+            template={"name": "rent_reminder", "language": {"code": "en_GB"}, "components": components},
+        )
+    )
     assert body["type"] == "template" and "text" not in body
     assert body["template"] == {"name": "rent_reminder", "language": {"code": "en_GB"}, "components": components}
     assert body["biz_opaque_callback_data"] == "11111111-2222-4333-8444-555555555555"
     # A bare language code is accepted too; no components -> none sent.
     assert build_message_body(_msg(kind="template", template={"name": "hello_world", "language": "en_US"}))[
-        "template"] == {"name": "hello_world", "language": {"code": "en_US"}}
+        "template"
+    ] == {"name": "hello_world", "language": {"code": "en_US"}}
 
 
-@pytest.mark.parametrize("bad", [dict(text_body=None), dict(text_body="  "), dict(kind="sms"), dict(to_phone=""),
-                                 dict(kind="template", template={"name": "x"})])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(text_body=None),
+        dict(text_body="  "),
+        dict(kind="sms"),
+        dict(to_phone=""),
+        dict(kind="template", template={"name": "x"}),
+    ],
+)
 def test_unsendable_rows_are_refused_before_any_request(bad):
     with pytest.raises(InvalidMessage):
         build_message_body(_msg(**bad))
@@ -74,8 +107,9 @@ def test_graph_answers_are_classified():
     assert isinstance(classify_response(200, {}, {"messages": []}), Unknown)  # accepted? then never retried
 
     def err(status, code, headers=None):
-        return classify_response(status, headers or {}, {"error": {"message": f"(#{code}) t", "code": code,
-                                                                    "error_data": {"details": "d"}}})
+        return classify_response(
+            status, headers or {}, {"error": {"message": f"(#{code}) t", "code": code, "error_data": {"details": "d"}}}
+        )
 
     throttled = err(429, 130429, {"Retry-After": "7"})
     assert (throttled.retryable, throttled.throttled, throttled.retry_after_seconds) == (True, True, 7)
@@ -88,7 +122,9 @@ def test_graph_answers_are_classified():
     assert err(500, 131000).retryable and err(503, 2).retryable
     assert classify_response(502, {}, None) == SendError(502, "HTTP 502", None, retryable=True, http_status=502)
     permanent = err(400, 100)
-    assert not permanent.retryable and permanent.code == 100 and permanent.title == "(#100) t" and permanent.message == "d"
+    assert (
+        not permanent.retryable and permanent.code == 100 and permanent.title == "(#100) t" and permanent.message == "d"
+    )
     assert not err(400, 131026).retryable
     auth = err(401, 190)
     assert auth.retryable and auth.throttled  # a bad token must not fail the whole queue
@@ -98,7 +134,7 @@ def test_retry_after_parsing():
     assert parse_retry_after("12") == 12
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("99999") == 3600
-    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC).timestamp()
     assert parse_retry_after("Wed, 25 Nov 2026 12:00:30 GMT", now=now) == 30
 
 
@@ -134,8 +170,10 @@ def test_sender_settings_are_validated():
 @pytest.fixture(scope="module")
 def admin(config) -> Iterator[psycopg.Connection]:
     with psycopg.connect(config.database_url, autocommit=True, row_factory=dict_row) as conn:
-        conn.execute("select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))",
-                     [config.phone_number_id])
+        conn.execute(
+            "select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))",
+            [config.phone_number_id],
+        )
         yield conn
 
 
@@ -143,17 +181,41 @@ def admin(config) -> Iterator[psycopg.Connection]:
 def conversation(admin, config) -> str:
     """Alice's conversation with Tom, with Tom writing just now (the 24 h window is open)."""
     wamid = f"wamid.SENDERTEST{uuid.uuid4().hex}"
-    payload = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340500", "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "442045770000", "phone_number_id": config.phone_number_id},
-            "contacts": [{"profile": {"name": "Tom Baker"}, "wa_id": TOM}],
-            "messages": [{"from": TOM, "id": wamid, "timestamp": str(int(time.time())), "type": "text",
-                          "text": {"body": "Hello, is someone coming today?"}}]}}]}]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340500",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "442045770000",
+                                "phone_number_id": config.phone_number_id,
+                            },
+                            "contacts": [{"profile": {"name": "Tom Baker"}, "wa_id": TOM}],
+                            "messages": [
+                                {
+                                    "from": TOM,
+                                    "id": wamid,
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": "Hello, is someone coming today?"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     with admin.transaction():
         admin.execute("set local role service_role")
-        summary = admin.execute("select public.ingest_whatsapp_webhook(%s::jsonb) as s",
-                                [json.dumps(payload)]).fetchone()["s"]
+        summary = admin.execute(
+            "select public.ingest_whatsapp_webhook(%s::jsonb) as s", [json.dumps(payload)]
+        ).fetchone()["s"]
     (m,) = summary["messages"]
     assert m["routing_status"] == "delivered" and m["landlord_id"] == ALICE
     return m["conversation_id"]
@@ -167,13 +229,16 @@ class Queue:
         self.parked = admin.execute(
             "with p as (select id, next_attempt_at from public.whatsapp_messages where status = 'queued' for update) "
             "update public.whatsapp_messages m set next_attempt_at = 'infinity' from p where m.id = p.id "
-            "returning p.id, p.next_attempt_at").fetchall()
+            "returning p.id, p.next_attempt_at"
+        ).fetchall()
 
     def _as_alice(self, sql: str, params: list) -> str:
         with self.admin.transaction():
             self.admin.execute("set local role authenticated")
-            self.admin.execute("select set_config('request.jwt.claims', %s, true)",
-                               [json.dumps({"sub": ALICE, "role": "authenticated"})])
+            self.admin.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                [json.dumps({"sub": ALICE, "role": "authenticated"})],
+            )
             new_id = str(self.admin.execute(sql, params).fetchone()["id"])
         self.ids.append(new_id)
         return new_id
@@ -182,13 +247,18 @@ class Queue:
         return self._as_alice("select public.send_whatsapp_message(%s, %s) as id", [self.conversation, body])
 
     def template(self, name: str, language: str, params: list[str]) -> str:
-        return self._as_alice("select public.send_whatsapp_template(%s, %s, %s, %s::jsonb) as id",
-                              [self.conversation, name, language, json.dumps(params)])
+        return self._as_alice(
+            "select public.send_whatsapp_template(%s, %s, %s, %s::jsonb) as id",
+            [self.conversation, name, language, json.dumps(params)],
+        )
 
     def system_reply(self, phone: str, body: str) -> str:
         """ZenRent's own reply to a phone (no landlord), queued the way routing queues it."""
-        new_id = str(self.admin.execute("select private.queue_system_reply(%s, %s, 'test') as id",
-                                        [phone, body]).fetchone()["id"])
+        new_id = str(
+            self.admin.execute("select private.queue_system_reply(%s, %s, 'test') as id", [phone, body]).fetchone()[
+                "id"
+            ]
+        )
         self.ids.append(new_id)
         return new_id
 
@@ -200,11 +270,17 @@ class Queue:
         self.admin.execute("update public.whatsapp_messages set next_attempt_at = now() where id = %s", [message_id])
 
     def cleanup(self) -> None:
-        self.admin.execute("update public.whatsapp_messages set status = 'failed', error_title = 'test cleanup' "
-                           "where id = any(%s::uuid[]) and status in ('queued', 'sending')", [self.ids])
+        self.admin.execute(
+            "update public.whatsapp_messages set status = 'failed', error_title = 'test cleanup' "
+            "where id = any(%s::uuid[]) and status in ('queued', 'sending')",
+            [self.ids],
+        )
         for p in self.parked:
-            self.admin.execute("update public.whatsapp_messages set next_attempt_at = %s where id = %s "
-                               "and next_attempt_at = 'infinity'", [p["next_attempt_at"], p["id"]])
+            self.admin.execute(
+                "update public.whatsapp_messages set next_attempt_at = %s where id = %s "
+                "and next_attempt_at = 'infinity'",
+                [p["next_attempt_at"], p["id"]],
+            )
 
 
 @pytest.fixture()
@@ -223,8 +299,14 @@ def fake(config) -> Iterator[FakeGraph]:
 
 @pytest.fixture()
 def sender_config(config, fake) -> Config:
-    return replace(config, graph_api_base=fake.base_url, sender_rate=1000.0, sender_idle_s=0.05,
-                   sender_http_timeout_s=5.0, db_pool_max=12)
+    return replace(
+        config,
+        graph_api_base=fake.base_url,
+        sender_rate=1000.0,
+        sender_idle_s=0.05,
+        sender_http_timeout_s=5.0,
+        db_pool_max=12,
+    )
 
 
 @pytest.fixture()
@@ -258,9 +340,13 @@ def test_text_request_shape_prefix_and_result(fake, queue, make_sender, config):
     assert req.headers["authorization"] == f"Bearer {config.access_token}"
     assert req.headers["content-type"] == "application/json"
     assert req.body == {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": TOM, "type": "text",
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": TOM,
+        "type": "text",
         "text": {"body": "From Alice Hart via ZenRent:\nThe engineer comes on Thursday at 10.", "preview_url": False},
-        "biz_opaque_callback_data": mid}
+        "biz_opaque_callback_data": mid,
+    }
     row = queue.row(mid)
     assert row["status"] == "sent" and row["wamid"].startswith("wamid.FAKE") and row["attempt_count"] == 1
 
@@ -270,8 +356,16 @@ def test_template_request_shape(fake, queue, make_sender):
     make_sender().run_once()
     (req,) = fake.for_message(mid)
     assert req.body["type"] == "template" and req.body["to"] == TOM
-    assert req.body["template"] == {"name": "rent_reminder", "language": {"code": "en_GB"}, "components": [
-        {"type": "body", "parameters": [{"type": "text", "text": t} for t in ("Alice Hart", "Flat 1", "1 December")]}]}
+    assert req.body["template"] == {
+        "name": "rent_reminder",
+        "language": {"code": "en_GB"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": t} for t in ("Alice Hart", "Flat 1", "1 December")],
+            }
+        ],
+    }
     assert req.body["biz_opaque_callback_data"] == mid
     assert queue.row(mid)["status"] == "sent"
 
@@ -293,10 +387,17 @@ def test_rate_limit_is_respected(fake, queue, make_sender):
 # -- Meta's errors --------------------------------------------------------------------------------------------
 def test_429_backs_off_then_the_message_is_retried(fake, queue, make_sender):
     first, second = queue.text("one"), queue.text("two")
-    fake.script(meta_error(429, 130429, "(#130429) Rate limit hit", "Cloud API message throughput has been reached.",
-                           headers={"Retry-After": "1"}))
+    fake.script(
+        meta_error(
+            429,
+            130429,
+            "(#130429) Rate limit hit",
+            "Cloud API message throughput has been reached.",
+            headers={"Retry-After": "1"},
+        )
+    )
     sender = make_sender(sender_concurrency=1)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     sender.run_once()
     reqs = sorted(fake.requests, key=lambda r: r.at)
     assert [r.callback for r in reqs] == [first, second]
@@ -318,7 +419,7 @@ def test_a_long_back_off_hands_claimed_messages_back_instead_of_holding_them(fak
     sender.run_once()
     assert time.monotonic() - started < 5  # did not sit on `second` for two minutes
     assert [r.callback for r in fake.requests] == [first]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for mid in (first, second):
         row = queue.row(mid)
         assert row["status"] == "queued" and (row["next_attempt_at"] - now).total_seconds() >= 115
@@ -328,9 +429,15 @@ def test_a_long_back_off_hands_claimed_messages_back_instead_of_holding_them(fak
 
 def test_131047_fails_at_once_with_a_template_hint(fake, queue, make_sender):
     mid = queue.text("Are you home?")
-    fake.script(meta_error(400, 131047, "(#131047) Re-engagement message",
-                           "Message failed to send because more than 24 hours have passed since the customer last "
-                           "replied to this number."))
+    fake.script(
+        meta_error(
+            400,
+            131047,
+            "(#131047) Re-engagement message",
+            "Message failed to send because more than 24 hours have passed since the customer last "
+            "replied to this number.",
+        )
+    )
     sender = make_sender()
     sender.run_once()
     row = queue.row(mid)
@@ -349,7 +456,7 @@ def test_5xx_is_retried_then_succeeds(fake, queue, make_sender):
         row = queue.row(mid)
         assert row["status"] == expected_status
         if expected_status == "queued":
-            assert row["next_attempt_at"] > datetime.now(timezone.utc)  # backoff, not an immediate retry
+            assert row["next_attempt_at"] > datetime.now(UTC)  # backoff, not an immediate retry
             queue.make_due(mid)
     assert len(fake.for_message(mid)) == 3 and row["attempt_count"] == 3 and row["wamid"]
 
@@ -379,7 +486,9 @@ def test_network_error_before_sending_is_retried(queue, make_sender):
 
 def test_permanent_4xx_fails_at_once_with_metas_code_and_title(fake, queue, make_sender):
     mid = queue.text("Hi")
-    fake.script(meta_error(400, 131026, "(#131026) Message undeliverable", "Receiver is incapable of receiving this message"))
+    fake.script(
+        meta_error(400, 131026, "(#131026) Message undeliverable", "Receiver is incapable of receiving this message")
+    )
     sender = make_sender()
     sender.run_once()
     sender.run_once()
@@ -407,24 +516,58 @@ def test_timeout_after_sending_is_never_retried(fake, queue, make_sender, admin)
 
 # -- crashes and shutdown --------------------------------------------------------------------------------
 def _spawn_sender(config: Config, fake: FakeGraph) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": config.database_url, "GRAPH_API_BASE": fake.base_url,
-           "GRAPH_API_VERSION": config.graph_api_version, "WHATSAPP_PHONE_NUMBER_ID": config.phone_number_id,
-           "WHATSAPP_ACCESS_TOKEN": config.access_token, "ZR_SENDER_IDLE_S": "0.05", "ZR_SENDER_RATE": "1000",
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "app.sender"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "DATABASE_URL": config.database_url,
+        "GRAPH_API_BASE": fake.base_url,
+        "GRAPH_API_VERSION": config.graph_api_version,
+        "WHATSAPP_PHONE_NUMBER_ID": config.phone_number_id,
+        "WHATSAPP_ACCESS_TOKEN": config.access_token,
+        "ZR_SENDER_IDLE_S": "0.05",
+        "ZR_SENDER_RATE": "1000",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.sender"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def _status_webhook(client, config: Config, wamid: str, message_id: str, status: str) -> dict:
-    payload = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340500", "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "442045770000", "phone_number_id": config.phone_number_id},
-            "statuses": [{"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": TOM,
-                          "biz_opaque_callback_data": message_id}]}}]}]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340500",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "442045770000",
+                                "phone_number_id": config.phone_number_id,
+                            },
+                            "statuses": [
+                                {
+                                    "id": wamid,
+                                    "status": status,
+                                    "timestamp": str(int(time.time())),
+                                    "recipient_id": TOM,
+                                    "biz_opaque_callback_data": message_id,
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     body = json.dumps(payload).encode()
-    resp = client.post("/webhooks/whatsapp", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)})
+    resp = client.post(
+        "/webhooks/whatsapp",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, config.app_secret)},
+    )
     assert resp.status_code == 200, resp.get_data(as_text=True)
     return resp.get_json()
 
@@ -458,8 +601,10 @@ def test_kill_between_claim_and_completion_never_sends_twice(fake, queue, make_s
     row = queue.row(accepted)
     assert row["status"] == "delivered" and row["wamid"].startswith("wamid.RECONCILED")
     # No word from Meta about the other one: after the timeout a person checks it; it is never re-sent.
-    admin.execute("update public.whatsapp_messages set claimed_at = now() - interval '10 minutes' where id = any(%s::uuid[])",
-                  [[accepted, unsent]])
+    admin.execute(
+        "update public.whatsapp_messages set claimed_at = now() - interval '10 minutes' where id = any(%s::uuid[])",
+        [[accepted, unsent]],
+    )
     assert survivor.reconcile() >= 1
     assert queue.row(unsent)["status"] == "needs_review" and queue.row(accepted)["status"] == "delivered"
     survivor.run_once()

@@ -3,6 +3,7 @@
 Payloads in tests/payloads/ are shaped like Meta's; each test gives its wamids a unique suffix so
 the file can be delivered again in a later run without colliding with what is already stored.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.logging_setup import kv
+from app.service import create_app
 from app.webhook import classify_db_error, sign, signature_is_valid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +58,14 @@ MESSAGE_TYPES = {
 def uniquify(node: Any, suffix: str) -> Any:
     """Append suffix to every wamid (message ids, status ids, context ids, reaction targets)."""
     if isinstance(node, dict):
-        return {k: (v + suffix if k in ("id", "message_id") and isinstance(v, str) and v.startswith("wamid.")
-                    else uniquify(v, suffix)) for k, v in node.items()}
+        return {
+            k: (
+                v + suffix
+                if k in ("id", "message_id") and isinstance(v, str) and v.startswith("wamid.")
+                else uniquify(v, suffix)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [uniquify(v, suffix) for v in node]
     return node
@@ -106,12 +113,16 @@ def fingerprint(db) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, table in FINGERPRINT_TABLES.items():
         schema, rel = table.split(".")
-        cols = [r["column_name"] for r in db.execute(
-            "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
-            "order by ordinal_position", [schema, rel]).fetchall()]
+        cols = [
+            r["column_name"]
+            for r in db.execute(
+                "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
+                "order by ordinal_position",
+                [schema, rel],
+            ).fetchall()
+        ]
         key = "ctid::text" if "id" not in cols else "id::text"
-        hashes = ", ".join(
-            f"md5(coalesce(string_agg(t.{c}::text, '|' order by t.{key}), '')) as {c}" for c in cols)
+        hashes = ", ".join(f"md5(coalesce(string_agg(t.{c}::text, '|' order by t.{key}), '')) as {c}" for c in cols)
         row = db.execute(f"select count(*) as _rows, {hashes} from {table} t").fetchone()
         out.update({f"{name}.{k}": v for k, v in row.items()})
     db.rollback()
@@ -132,8 +143,9 @@ def admin(config):
 @pytest.fixture(scope="module", autouse=True)
 def central_number(admin, config):
     """The payloads are for the configured central number (what scripts/run sets)."""
-    admin.execute("select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))",
-                  [config.phone_number_id])
+    admin.execute(
+        "select public.configure_whatsapp(jsonb_build_object('phone_number_id', %s::text))", [config.phone_number_id]
+    )
     return config.phone_number_id
 
 
@@ -144,35 +156,43 @@ def suffix() -> str:
 
 # -- handshake -----------------------------------------------------------------------------
 def test_handshake_echoes_the_challenge_for_the_right_token(client, config):
-    resp = client.get(URL, query_string={"hub.mode": "subscribe", "hub.verify_token": config.verify_token,
-                                         "hub.challenge": "1158201444"})
+    resp = client.get(
+        URL,
+        query_string={"hub.mode": "subscribe", "hub.verify_token": config.verify_token, "hub.challenge": "1158201444"},
+    )
     assert resp.status_code == 200
     assert resp.mimetype == "text/plain"
     assert resp.get_data(as_text=True) == "1158201444"
 
 
-@pytest.mark.parametrize("params", [
-    {"hub.mode": "subscribe", "hub.verify_token": "wrong-token", "hub.challenge": "1"},
-    {"hub.mode": "unsubscribe", "hub.verify_token": "local-verify-token", "hub.challenge": "1"},
-    {"hub.mode": "subscribe", "hub.challenge": "1"},
-    {},
-], ids=["wrong-token", "wrong-mode", "no-token", "nothing"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong-token", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": "local-verify-token", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {},
+    ],
+    ids=["wrong-token", "wrong-mode", "no-token", "nothing"],
+)
 def test_handshake_refuses_anything_else(client, config, params):
     if params.get("hub.verify_token") == "local-verify-token":
         params = {**params, "hub.verify_token": config.verify_token}
     resp = client.get(URL, query_string=params)
     assert resp.status_code == 403
     assert resp.get_json()["error"]["code"] == "verification_failed"
-    assert "1" != resp.get_data(as_text=True)
+    assert resp.get_data(as_text=True) != "1"
 
 
 # -- signature -----------------------------------------------------------------------------
 def test_signature_helper_matches_a_known_vector():
     # HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog")
-    assert sign(b"The quick brown fox jumps over the lazy dog", "key") == \
-        "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    assert (
+        sign(b"The quick brown fox jumps over the lazy dog", "key")
+        == "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    )
     assert signature_is_valid(b"x", sign(b"x", "s"), "s")
-    assert not signature_is_valid(b"x", sign(b"x", "s")[len("sha256="):], "s")  # prefix required
+    assert not signature_is_valid(b"x", sign(b"x", "s")[len("sha256=") :], "s")  # prefix required
     assert not signature_is_valid(b"x", sign(b"x", "s"), "")  # no secret configured -> nothing valid
 
 
@@ -201,7 +221,7 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(client, config, db, su
     elif case == "wrong-secret":
         signature = sign(body, config.app_secret + "-not")
     elif case == "no-prefix":
-        signature = signature[len("sha256="):]
+        signature = signature[len("sha256=") :]
     elif case == "empty":
         signature = ""
     resp = post(client, body, config.app_secret, signature=signature)
@@ -217,8 +237,11 @@ def test_signature_is_checked_before_the_body_is_parsed(client, config):
 
 
 # -- shape -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe\x00garbage", b'{"object": NaN}', b"[1, 2]", b""],
-                         ids=["broken", "not-utf8", "nan", "array", "empty"])
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"\xff\xfe\x00garbage", b'{"object": NaN}', b"[1, 2]", b""],
+    ids=["broken", "not-utf8", "nan", "array", "empty"],
+)
 def test_signed_body_that_is_not_a_json_object_is_400(client, config, body):
     resp = post(client, body, config.app_secret)
     assert resp.status_code == 400
@@ -252,11 +275,15 @@ def test_delivery_for_another_phone_number_is_refused_whole(client, config, db, 
     assert count(db, message_wamids(payload)[0]) == 0
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda p: p.pop("entry"),
-    lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0].pop("from"),
-    lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0]["text"].pop("body"),
-], ids=["no-entry", "message-without-from", "text-without-body"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.pop("entry"),
+        lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0].pop("from"),
+        lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0]["text"].pop("body"),
+    ],
+    ids=["no-entry", "message-without-from", "text-without-body"],
+)
 def test_malformed_payload_is_400_with_the_database_message(client, config, db, suffix, mutate):
     payload = load("message_text", suffix)
     wamid = message_wamids(payload)[0]
@@ -287,9 +314,11 @@ def test_every_message_type_is_stored_once_and_redelivery_changes_nothing(client
     first = summary["messages"][0]
     assert first["duplicate"] is False
     assert first["routing_status"] == "delivered" and first["landlord_id"] == ALICE  # Tom is Alice's tenant
-    row = db.execute("select m.type, d.raw, m.landlord_id::text, m.conversation_id from public.whatsapp_messages m "
-                     "join private.whatsapp_message_details d on d.message_id = m.id where m.wamid = %s",
-                     [wamid]).fetchone()
+    row = db.execute(
+        "select m.type, d.raw, m.landlord_id::text, m.conversation_id from public.whatsapp_messages m "
+        "join private.whatsapp_message_details d on d.message_id = m.id where m.wamid = %s",
+        [wamid],
+    ).fetchone()
     assert row["type"] == MESSAGE_TYPES[name]
     assert row["raw"] == payload["entry"][0]["changes"][0]["value"]["messages"][0]  # nothing Meta sent is lost
     assert count(db, wamid) == 1
@@ -314,12 +343,19 @@ def test_mixed_batch_every_entry_change_message_and_status_once(client, config, 
     by_wamid = {m["wamid"]: m for m in summary["messages"]}
     assert list(by_wamid) == wamids  # every message of every change of every entry, in order
     assert [by_wamid[w]["routing_status"] for w in wamids] == [
-        "delivered", "delivered", "delivered", "ambiguous", "unknown_sender"]
+        "delivered",
+        "delivered",
+        "delivered",
+        "ambiguous",
+        "unknown_sender",
+    ]
     assert [by_wamid[w]["landlord_id"] for w in wamids] == [ALICE, ALICE, BOB, None, None]
     assert all(m["duplicate"] is False for m in summary["messages"])
     # Statuses for wamids not known yet are kept for later; Meta's errors are recorded.
     assert [(s["status"], s["applied"], s["pending"]) for s in summary["statuses"]] == [
-        ("delivered", False, True), ("read", False, True)]
+        ("delivered", False, True),
+        ("read", False, True),
+    ]
     assert [e["code"] for e in summary["errors"]] == [131000]
     assert summary["skipped_changes"] == 1  # the template status update is not a message
     for w in wamids:
@@ -346,18 +382,29 @@ def test_every_status_is_applied_once_and_redelivery_changes_nothing(client, con
         ids[key] = admin.execute(
             "insert into public.whatsapp_messages (direction, type, body, landlord_signature, status, routing_status,"
             " outbound_kind, landlord_id, tenant_phone, to_phone, is_from_tenant, wamid, claimed_at)"
-            " values ('outgoing', 'text', 'Engineer on Thursday', 'From Alice Hart via ZenRent:', %s, 'outbound', 'text',"
+            " values ('outgoing', 'text', 'Engineer on Thursday', 'From Alice Hart via ZenRent:', %s, 'outbound',"
+            " 'text',"
             " %s, '447700900123', '447700900123', false, %s, now()) returning id::text as id",
-            [status, ALICE, wamid]).fetchone()["id"]
+            [status, ALICE, wamid],
+        ).fetchone()["id"]
     body = json.dumps(payload).replace("CALLBACK_A", ids["A"]).replace("CALLBACK_B", ids["B"])
 
     resp = post(client, body.encode(), config.app_secret)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert [(s["wamid"], s["status"], s["applied"]) for s in resp.get_json()["statuses"]] == [
-        (wamid_a, "sent", True), (wamid_a, "delivered", True), (wamid_a, "read", True), (wamid_b, "failed", True)]
-    rows = {r["id"]: r for r in db.execute(
-        "select id::text, wamid, status, delivered_at, read_at, error_code from public.whatsapp_messages where id = any(%s::uuid[])",
-        [list(ids.values())]).fetchall()}
+        (wamid_a, "sent", True),
+        (wamid_a, "delivered", True),
+        (wamid_a, "read", True),
+        (wamid_b, "failed", True),
+    ]
+    rows = {
+        r["id"]: r
+        for r in db.execute(
+            "select id::text, wamid, status, delivered_at, read_at, error_code from public.whatsapp_messages"
+            " where id = any(%s::uuid[])",
+            [list(ids.values())],
+        ).fetchall()
+    }
     a, b = rows[ids["A"]], rows[ids["B"]]
     assert a["status"] == "read" and a["delivered_at"] is not None and a["read_at"] is not None
     assert b["wamid"] == wamid_b and b["status"] == "failed" and b["error_code"] == 131026
@@ -372,7 +419,10 @@ def test_every_status_is_applied_once_and_redelivery_changes_nothing(client, con
     late = json.loads(body)
     late["entry"][0]["changes"][0]["value"]["statuses"] = [late["entry"][0]["changes"][0]["value"]["statuses"][0]]
     assert post(client, late, config.app_secret).status_code == 200
-    assert db.execute("select status from public.whatsapp_messages where id = %s", [ids["A"]]).fetchone()["status"] == "read"
+    assert (
+        db.execute("select status from public.whatsapp_messages where id = %s", [ids["A"]]).fetchone()["status"]
+        == "read"
+    )
 
 
 # -- logging ---------------------------------------------------------------------------------------
@@ -391,9 +441,16 @@ def test_logs_carry_wamid_and_routing_status_never_bodies_or_secrets(client, con
 
 # -- the database failing ---------------------------------------------------------------------------
 def test_database_errors_map_to_503_400_or_500():
-    transient = [psycopg.errors.SerializationFailure(), psycopg.errors.DeadlockDetected(),
-                 psycopg.errors.QueryCanceled(), psycopg.errors.AdminShutdown(), psycopg.OperationalError("gone"),
-                 psycopg.errors.CannotConnectNow(), psycopg.errors.ConnectionFailure(), PoolTimeout("slow")]
+    transient = [
+        psycopg.errors.SerializationFailure(),
+        psycopg.errors.DeadlockDetected(),
+        psycopg.errors.QueryCanceled(),
+        psycopg.errors.AdminShutdown(),
+        psycopg.OperationalError("gone"),
+        psycopg.errors.CannotConnectNow(),
+        psycopg.errors.ConnectionFailure(),
+        PoolTimeout("slow"),
+    ]
     assert [classify_db_error(e).status for e in transient] == [503] * len(transient)
     assert classify_db_error(psycopg.errors.InvalidParameterValue()).status == 400
     assert classify_db_error(psycopg.errors.UntranslatableCharacter()).status == 400
@@ -422,8 +479,14 @@ def test_statement_timeout_is_503_and_the_retry_is_stored_once(config, admin, db
 
 def _scripts_db(action: str, port: int) -> None:
     env = {**os.environ, "ZR_DB_PORT": str(port)}
-    subprocess.run([str(ROOT / "scripts" / "db"), action], env=env, check=True, timeout=90,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [str(ROOT / "scripts" / "db"), action],
+        env=env,
+        check=True,
+        timeout=90,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_database_stopped_mid_request_is_503_and_the_retry_is_stored_exactly_once(config, suffix):
@@ -456,7 +519,8 @@ def test_database_stopped_mid_request_is_503_and_the_retry_is_stored_exactly_onc
             time.sleep(0.05)
             waiting = watcher.execute(
                 "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like %s",
-                ["%ingest_whatsapp_webhook%"]).fetchone()[0]
+                ["%ingest_whatsapp_webhook%"],
+            ).fetchone()[0]
         assert waiting, "the delivery never reached the database"
         try:
             _scripts_db("stop", port)
@@ -482,8 +546,10 @@ def test_database_stopped_mid_request_is_503_and_the_retry_is_stored_exactly_onc
         again = post(client, payload, config.app_secret)
         assert all(m["duplicate"] is True for m in again.get_json()["messages"])
         with psycopg.connect(config.database_url) as conn:
-            counts = [conn.execute("select count(*) from public.whatsapp_messages where wamid = %s", [w]).fetchone()[0]
-                      for w in wamids]
+            counts = [
+                conn.execute("select count(*) from public.whatsapp_messages where wamid = %s", [w]).fetchone()[0]
+                for w in wamids
+            ]
         assert counts == [1] * len(wamids)
     finally:
         locker.close()
@@ -503,15 +569,24 @@ def test_send_webhook_script_signs_and_posts_a_file(app, config, db, tmp_path, s
     try:
         url = f"http://127.0.0.1:{server.server_port}{URL}"
         env = {**os.environ, "WHATSAPP_APP_SECRET": config.app_secret}
-        ok = subprocess.run([str(ROOT / "scripts" / "send-webhook"), str(path), url], env=env,
-                            capture_output=True, text=True, timeout=60)
+        ok = subprocess.run(
+            [str(ROOT / "scripts" / "send-webhook"), str(path), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert ok.returncode == 0, ok.stderr
         assert ok.stdout.startswith("HTTP 200")
         assert json.loads(ok.stdout.split("\n", 1)[1])["messages"][0]["wamid"] == wamid
         assert count(db, wamid) == 1
-        bad = subprocess.run([str(ROOT / "scripts" / "send-webhook"), str(path), url],
-                             env={**env, "WHATSAPP_APP_SECRET": "not-the-secret"},
-                             capture_output=True, text=True, timeout=60)
+        bad = subprocess.run(
+            [str(ROOT / "scripts" / "send-webhook"), str(path), url],
+            env={**env, "WHATSAPP_APP_SECRET": "not-the-secret"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode != 0 and bad.stdout.startswith("HTTP 401")
     finally:
         server.shutdown()

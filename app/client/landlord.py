@@ -10,23 +10,25 @@ start_whatsapp_conversation, mark_conversation_read, set_conversation_status.
 Works unchanged against a hosted project (SUPABASE_URL, SUPABASE_ANON_KEY) and against the
 local stand-in (scripts/dataapi: http://127.0.0.1:54321 with the CLI's local anon key).
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import os
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
 import jwt
 from postgrest import APIError
-from supabase import Client, ClientOptions, create_client
 from supabase.lib.client_options import DEFAULT_HEADERS
 
+from supabase import Client, ClientOptions, create_client
+
 from .errors import InvalidValue, LandlordClientError, NotFound, from_api_error
-from .models import (CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page,
-                     RealtimeChannel)
+from .models import CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page, RealtimeChannel
 
 ConversationOrder = Literal["recent", "unread_first"]
 CONVERSATION_STATUSES = ("active", "archived", "blocked")
@@ -66,8 +68,16 @@ def _decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
 class LandlordClient:
     """A landlord's typed client. Create one per signed-in landlord (per access token)."""
 
-    def __init__(self, url: str, key: str, access_token: str, *, user_id: UUID | str | None = None,
-                 retry: bool = True, timeout_s: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        access_token: str,
+        *,
+        user_id: UUID | str | None = None,
+        retry: bool = True,
+        timeout_s: float = 30.0,
+    ):
         """`key` is the project's anon (publishable) key; `access_token` the landlord's JWT.
 
         `user_id` defaults to the token's `sub` (read without verifying: the Data API verifies
@@ -79,26 +89,30 @@ class LandlordClient:
             user_id = claims.get("sub")
         self.user_id = UUID(str(user_id)) if user_id else None
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
-        self._sb = create_client(url, key, ClientOptions(
-            headers={**DEFAULT_HEADERS, "Authorization": f"Bearer {access_token}"},
-            auto_refresh_token=False,
-            persist_session=False,
-            postgrest_client_retry=retry,
-            httpx_client=self._http,
-        ))
+        self._sb = create_client(
+            url,
+            key,
+            ClientOptions(
+                headers={**DEFAULT_HEADERS, "Authorization": f"Bearer {access_token}"},
+                auto_refresh_token=False,
+                persist_session=False,
+                postgrest_client_retry=retry,
+                httpx_client=self._http,
+            ),
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
 
-    def __enter__(self) -> "LandlordClient":
+    def __enter__(self) -> LandlordClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     @classmethod
-    def from_env(cls, access_token: str, env: Mapping[str, str] | None = None, **kwargs: Any) -> "LandlordClient":
+    def from_env(cls, access_token: str, env: Mapping[str, str] | None = None, **kwargs: Any) -> LandlordClient:
         """SUPABASE_URL and SUPABASE_ANON_KEY (or SUPABASE_KEY) from the environment."""
         env = os.environ if env is None else env
         url = env.get("SUPABASE_URL")
@@ -155,12 +169,14 @@ class LandlordClient:
         next_cursor = None
         if len(found) > limit:
             segment, last = found[limit - 1]
-            next_cursor = _encode_cursor({"k": f"conversations:{order}", "s": segment,
-                                          "t": last.raw_last_message_at, "i": str(last.id)})
+            next_cursor = _encode_cursor(
+                {"k": f"conversations:{order}", "s": segment, "t": last.raw_last_message_at, "i": str(last.id)}
+            )
         return Page([c for _, c in found[:limit]], next_cursor)
 
-    def _conversation_rows(self, statuses: list[str] | None, segment: str, keyset: Mapping[str, Any] | None,
-                           n: int) -> list[dict[str, Any]]:
+    def _conversation_rows(
+        self, statuses: list[str] | None, segment: str, keyset: Mapping[str, Any] | None, n: int
+    ) -> list[dict[str, Any]]:
         q = self._sb.table("whatsapp_conversations").select(",".join(CONVERSATION_COLUMNS))
         if statuses is not None:
             q = q.in_("status", statuses)
@@ -174,16 +190,19 @@ class LandlordClient:
                 q = q.is_("last_message_at", "null").lt("id", keyset["i"])
             else:
                 t = _quote(keyset["t"])
-                q = q.or_(f"last_message_at.lt.{t},and(last_message_at.eq.{t},id.lt.{keyset['i']}),"
-                          "last_message_at.is.null")
+                q = q.or_(
+                    f"last_message_at.lt.{t},and(last_message_at.eq.{t},id.lt.{keyset['i']}),last_message_at.is.null"
+                )
         q = q.order("last_message_at", desc=True, nullsfirst=False).order("id", desc=True).limit(n)
-        return self._execute(q)
+        rows: list[dict[str, Any]] = self._execute(q)
+        return rows
 
     def get_conversation(self, conversation_id: UUID | str) -> Conversation:
         """One of the landlord's conversations; NotFound for any other id (whoever owns it)."""
         cid = _as_uuid(conversation_id, "conversation_id")
-        rows = self._execute(self._sb.table("whatsapp_conversations")
-                             .select(",".join(CONVERSATION_COLUMNS)).eq("id", cid).limit(1))
+        rows = self._execute(
+            self._sb.table("whatsapp_conversations").select(",".join(CONVERSATION_COLUMNS)).eq("id", cid).limit(1)
+        )
         if not rows:
             raise NotFound(None, "conversation not found")
         return Conversation.from_row(rows[0])
@@ -192,8 +211,12 @@ class LandlordClient:
         """Unread tenant messages across the landlord's conversations that are not blocked."""
         total, last_id = 0, None
         while True:
-            q = (self._sb.table("whatsapp_conversations").select("id,unread_count")
-                 .gt("unread_count", 0).neq("status", "blocked"))
+            q = (
+                self._sb.table("whatsapp_conversations")
+                .select("id,unread_count")
+                .gt("unread_count", 0)
+                .neq("status", "blocked")
+            )
             if last_id is not None:
                 q = q.gt("id", last_id)
             rows = self._execute(q.order("id").limit(MAX_PAGE_SIZE))
@@ -207,8 +230,10 @@ class LandlordClient:
 
     def set_status(self, conversation_id: UUID | str, status: str) -> None:
         """active, archived (reopens on the tenant's next message) or blocked (stops routing from them)."""
-        self._rpc("set_conversation_status",
-                  {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "status": status})
+        self._rpc(
+            "set_conversation_status",
+            {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "status": status},
+        )
 
     def archive(self, conversation_id: UUID | str) -> None:
         self.set_status(conversation_id, "archived")
@@ -227,8 +252,9 @@ class LandlordClient:
         return UUID(self._rpc("start_whatsapp_conversation", {"tenant_id": _as_uuid(tenant_id, "tenant_id")}))
 
     # -- messages ---------------------------------------------------------------------------
-    def list_messages(self, conversation_id: UUID | str, *, limit: int = 50,
-                      cursor: str | None = None) -> Page[Message]:
+    def list_messages(
+        self, conversation_id: UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Message]:
         """A conversation's messages, newest first, keyset-paginated on (sent_at, id).
 
         Another landlord's conversation id gives an empty page (RLS shows none of its rows).
@@ -250,8 +276,9 @@ class LandlordClient:
 
     def get_message(self, message_id: UUID | str) -> Message:
         mid = _as_uuid(message_id, "message_id")
-        rows = self._execute(self._sb.table("whatsapp_messages").select(",".join(MESSAGE_COLUMNS))
-                             .eq("id", mid).limit(1))
+        rows = self._execute(
+            self._sb.table("whatsapp_messages").select(",".join(MESSAGE_COLUMNS)).eq("id", mid).limit(1)
+        )
         if not rows:
             raise NotFound(None, "message not found")
         return Message.from_row(rows[0])
@@ -260,23 +287,37 @@ class LandlordClient:
         """Queue a reply; it goes out as "From <your name> via ZenRent:" + newline + body.
 
         Raises WindowClosed (send a template), Blocked, TenantOptedOut, NotOptedIn,
-        InvalidValue (empty or too long) or NotFound.
+        EmptyBody, MessageTooLong (both InvalidValue) or NotFound (see errors.py).
         """
-        return UUID(self._rpc("send_whatsapp_message",
-                              {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "body": body}))
+        return UUID(
+            self._rpc(
+                "send_whatsapp_message", {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "body": body}
+            )
+        )
 
-    def send_template(self, conversation_id: UUID | str, template_name: str, language: str,
-                      parameters: Iterable[str] = ()) -> UUID:
+    def send_template(
+        self, conversation_id: UUID | str, template_name: str, language: str, parameters: Iterable[str] = ()
+    ) -> UUID:
         """Queue an approved template (allowed outside the 24 h window); your name is its first parameter."""
-        return UUID(self._rpc("send_whatsapp_template", {
-            "conversation_id": _as_uuid(conversation_id, "conversation_id"),
-            "template_name": template_name, "language": language, "parameters": list(parameters)}))
+        return UUID(
+            self._rpc(
+                "send_whatsapp_template",
+                {
+                    "conversation_id": _as_uuid(conversation_id, "conversation_id"),
+                    "template_name": template_name,
+                    "language": language,
+                    "parameters": list(parameters),
+                },
+            )
+        )
 
     # -- the landlord's settings ------------------------------------------------------------
     def settings(self) -> OptInState:
-        rows = self._execute(self._sb.table("user_profiles")
-                             .select("whatsapp_enabled,whatsapp_opted_in_at,whatsapp_notifications_enabled")
-                             .limit(1))
+        rows = self._execute(
+            self._sb.table("user_profiles")
+            .select("whatsapp_enabled,whatsapp_opted_in_at,whatsapp_notifications_enabled")
+            .limit(1)
+        )
         if not rows:
             raise NotFound(None, "no landlord profile for this user", "create the user_profiles row first")
         return OptInState.from_row(rows[0])
@@ -304,8 +345,10 @@ class LandlordClient:
         if self.user_id is None:
             raise LandlordClientError(None, "the access token has no sub: cannot name Realtime channels")
         flt = f"landlord_id=eq.{self.user_id}"
-        return [RealtimeChannel(topic=f"realtime:public:{table}:{flt}", table=table, filter=flt)
-                for table in ("whatsapp_conversations", "whatsapp_messages")]
+        return [
+            RealtimeChannel(topic=f"realtime:public:{table}:{flt}", table=table, filter=flt)
+            for table in ("whatsapp_conversations", "whatsapp_messages")
+        ]
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -315,8 +358,9 @@ class LandlordClient:
         statuses = [status] if isinstance(status, str) else list(status)
         unknown = [s for s in statuses if s not in CONVERSATION_STATUSES]
         if unknown or not statuses:
-            raise InvalidValue(None, f"invalid conversation status {unknown or statuses!r}",
-                               "one or more of active, archived, blocked")
+            raise InvalidValue(
+                None, f"invalid conversation status {unknown or statuses!r}", "one or more of active, archived, blocked"
+            )
         return statuses
 
     @staticmethod
@@ -325,4 +369,4 @@ class LandlordClient:
             raise InvalidValue(None, f"limit must be between 1 and {MAX_PAGE_SIZE}")
 
 
-__all__ = ["LandlordClient", "ConversationOrder", "CONVERSATION_STATUSES", "MAX_PAGE_SIZE"]
+__all__ = ["CONVERSATION_STATUSES", "MAX_PAGE_SIZE", "ConversationOrder", "LandlordClient"]

@@ -1,9 +1,11 @@
 """What the landlord client returns: plain, immutable dataclasses built from Data API rows."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 T = TypeVar("T")
@@ -14,19 +16,59 @@ SERVICE_WINDOW = timedelta(hours=24)
 #: Columns the client reads. Explicit lists, never `*`: landlords have no column privilege on
 #: whatsapp_messages.routing_metadata and .raw (20261125110000_restrict_landlord_access.sql).
 CONVERSATION_COLUMNS = (
-    "id", "landlord_id", "tenant_id", "tenant_phone", "property_id", "status", "unread_count",
-    "last_message_at", "last_inbound_at", "last_message_preview", "created_at", "updated_at",
+    "id",
+    "landlord_id",
+    "tenant_id",
+    "tenant_phone",
+    "property_id",
+    "status",
+    "unread_count",
+    "last_message_at",
+    "last_inbound_at",
+    "last_message_preview",
+    "created_at",
+    "updated_at",
 )
 MESSAGE_COLUMNS = (
-    "id", "conversation_id", "landlord_id", "tenant_id", "property_id", "wamid", "direction", "is_from_tenant",
-    "type", "body", "landlord_signature", "media_id", "media_mime_type", "media_caption", "media_filename",
-    "reply_to_message_id", "contact_name", "status", "outbound_kind", "template", "sent_at", "delivered_at",
-    "read_at", "failed_at", "error_code", "error_title",
+    "id",
+    "conversation_id",
+    "landlord_id",
+    "tenant_id",
+    "property_id",
+    "wamid",
+    "direction",
+    "is_from_tenant",
+    "type",
+    "body",
+    "landlord_signature",
+    "media_id",
+    "media_mime_type",
+    "media_caption",
+    "media_filename",
+    "reply_to_message_id",
+    "contact_name",
+    "status",
+    "outbound_kind",
+    "template",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "error_code",
+    "error_title",
 )
 
 
 def _ts(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _required_ts(value: Any) -> datetime:
+    """A timestamp the column never leaves null."""
+    ts = _ts(value)
+    if ts is None:
+        raise ValueError("a required timestamp is missing")
+    return ts
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -52,13 +94,20 @@ class Conversation:
     raw_last_message_at: str | None = field(default=None, repr=False, compare=False)  # exact, for cursors
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Conversation":
+    def from_row(cls, row: Mapping[str, Any]) -> Conversation:
         return cls(
-            id=UUID(row["id"]), landlord_id=UUID(row["landlord_id"]), tenant_id=_uuid(row.get("tenant_id")),
-            tenant_phone=row["tenant_phone"], property_id=_uuid(row.get("property_id")), status=row["status"],
-            unread_count=int(row["unread_count"]), last_message_at=_ts(row.get("last_message_at")),
-            last_inbound_at=_ts(row.get("last_inbound_at")), last_message_preview=row.get("last_message_preview"),
-            created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]),
+            id=UUID(row["id"]),
+            landlord_id=UUID(row["landlord_id"]),
+            tenant_id=_uuid(row.get("tenant_id")),
+            tenant_phone=row["tenant_phone"],
+            property_id=_uuid(row.get("property_id")),
+            status=row["status"],
+            unread_count=int(row["unread_count"]),
+            last_message_at=_ts(row.get("last_message_at")),
+            last_inbound_at=_ts(row.get("last_inbound_at")),
+            last_message_preview=row.get("last_message_preview"),
+            created_at=_required_ts(row["created_at"]),
+            updated_at=_required_ts(row["updated_at"]),
             raw_last_message_at=row.get("last_message_at"),
         )
 
@@ -103,17 +152,31 @@ class Message:
     raw_sent_at: str = field(default="", repr=False, compare=False)  # exact, for cursors
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Message":
+    def from_row(cls, row: Mapping[str, Any]) -> Message:
         return cls(
-            id=UUID(row["id"]), conversation_id=_uuid(row.get("conversation_id")), direction=row["direction"],
-            is_from_tenant=row.get("is_from_tenant"), type=row["type"], body=row.get("body"),
-            landlord_signature=row.get("landlord_signature"), status=row.get("status"),
-            sent_at=_ts(row["sent_at"]), delivered_at=_ts(row.get("delivered_at")), read_at=_ts(row.get("read_at")),
-            failed_at=_ts(row.get("failed_at")), error_code=row.get("error_code"),
-            error_title=row.get("error_title"), wamid=row.get("wamid"), outbound_kind=row.get("outbound_kind"),
-            template=row.get("template"), media_id=row.get("media_id"), media_mime_type=row.get("media_mime_type"),
-            media_caption=row.get("media_caption"), media_filename=row.get("media_filename"),
-            reply_to_message_id=_uuid(row.get("reply_to_message_id")), contact_name=row.get("contact_name"),
+            id=UUID(row["id"]),
+            conversation_id=_uuid(row.get("conversation_id")),
+            direction=row["direction"],
+            is_from_tenant=row.get("is_from_tenant"),
+            type=row["type"],
+            body=row.get("body"),
+            landlord_signature=row.get("landlord_signature"),
+            status=row.get("status"),
+            sent_at=_required_ts(row["sent_at"]),
+            delivered_at=_ts(row.get("delivered_at")),
+            read_at=_ts(row.get("read_at")),
+            failed_at=_ts(row.get("failed_at")),
+            error_code=row.get("error_code"),
+            error_title=row.get("error_title"),
+            wamid=row.get("wamid"),
+            outbound_kind=row.get("outbound_kind"),
+            template=row.get("template"),
+            media_id=row.get("media_id"),
+            media_mime_type=row.get("media_mime_type"),
+            media_caption=row.get("media_caption"),
+            media_filename=row.get("media_filename"),
+            reply_to_message_id=_uuid(row.get("reply_to_message_id")),
+            contact_name=row.get("contact_name"),
             raw_sent_at=row["sent_at"],
         )
 
@@ -149,7 +212,7 @@ class OptInState:
     cancelled_messages: int = 0  # queued replies cancelled by opting out (set_whatsapp_opt_in's answer)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "OptInState":
+    def from_row(cls, row: Mapping[str, Any]) -> OptInState:
         return cls(
             whatsapp_enabled=bool(row["whatsapp_enabled"]),
             whatsapp_opted_in_at=_ts(row.get("whatsapp_opted_in_at")),

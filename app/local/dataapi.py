@@ -45,6 +45,7 @@ Security model, as in PostgREST:
 Run: `scripts/dataapi` (or `python -m app.local.dataapi --port 0` for a free port).
 See docs/dataapi.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import jwt
 import psycopg
@@ -65,16 +67,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ..config import default_database_url
 from ..logging_setup import configure_logging, log_event
 from .tokens import AUTHENTICATED_AUDIENCE, jwt_secret
 
 log = logging.getLogger("app.local.dataapi")
 
-LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 54321
 REST_PREFIX = "/rest/v1/"
@@ -92,12 +95,18 @@ _ORDER_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.(asc|desc))?(?:\.(nullsfir
 _UINT_RE = re.compile(r"[0-9]{1,18}\Z")
 _RESERVED_PARAMS = {"select", "order", "limit", "offset", "or", "and", "not.or", "not.and", "columns", "on_conflict"}
 _COMPARISONS = {"eq": "=", "neq": "<>", "lt": "<", "gt": ">", "lte": "<=", "gte": ">="}
-_IS_VALUES = {"null": "is null", "not_null": "is not null", "true": "is true", "false": "is false",
-              "unknown": "is unknown"}
+_IS_VALUES = {
+    "null": "is null",
+    "not_null": "is not null",
+    "true": "is true",
+    "false": "is false",
+    "unknown": "is unknown",
+}
 _RELKINDS = ("r", "v", "m", "f", "p")
 
 
 # -- configuration -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DataApiConfig:
@@ -121,13 +130,13 @@ class DataApiConfig:
             raise ValueError("max_rows must be positive")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "DataApiConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DataApiConfig:
         """ZR_DATAAPI_DATABASE_URL, or DATABASE_URL with the login role swapped for
         ZR_DATAAPI_DB_USER (default authenticator) / ZR_DATAAPI_DB_PASSWORD (default postgres,
         as supabase/local/platform.sql creates it); ZR_JWT_SECRET; ZR_JWT_AUD; ZR_DATAAPI_MAX_ROWS."""
         env = dict(os.environ if env is None else env)
         url = env.get("ZR_DATAAPI_DATABASE_URL") or authenticator_url(
-            env.get("DATABASE_URL", LOCAL_DATABASE_URL),
+            default_database_url(env),
             env.get("ZR_DATAAPI_DB_USER", "authenticator"),
             env.get("ZR_DATAAPI_DB_PASSWORD", "postgres"),
         )
@@ -148,11 +157,19 @@ def authenticator_url(database_url: str, user: str = "authenticator", password: 
 
 # -- errors ------------------------------------------------------------------------------------
 
+
 class ApiError(Exception):
     """An answer in PostgREST's error shape."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None,
-                 hint: str | None = None, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details, self.hint = details, hint
@@ -212,11 +229,13 @@ def status_for_sqlstate(code: str, authed: bool, message: str = "") -> int:
 
 
 def _jwt_error(code: str, message: str) -> ApiError:
-    return ApiError(401, code, message,
-                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{message}"'})
+    return ApiError(
+        401, code, message, headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{message}"'}
+    )
 
 
 # -- authentication ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Auth:
@@ -229,7 +248,7 @@ class Auth:
         return self.role != ANON_ROLE
 
 
-def authenticate(headers: Mapping[str, str], config: DataApiConfig) -> Auth:
+def authenticate(headers: Headers | Mapping[str, str], config: DataApiConfig) -> Auth:
     """Who the request is, from its JWT, as PostgREST decides it."""
     authorization = headers.get("Authorization")
     if authorization is None:
@@ -248,7 +267,9 @@ def authenticate(headers: Mapping[str, str], config: DataApiConfig) -> Auth:
         raise _jwt_error("PGRST301", f"Expected 3 parts in JWT; got {len(parts)}")
     try:
         claims = jwt.decode(
-            token, config.jwt_secret, algorithms=["HS256"],
+            token,
+            config.jwt_secret,
+            algorithms=["HS256"],
             options={"verify_aud": False, "require": []},
         )
     except jwt.ExpiredSignatureError:
@@ -277,6 +298,7 @@ def authenticate(headers: Mapping[str, str], config: DataApiConfig) -> Auth:
 
 
 # -- the catalog -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PgType:
@@ -361,11 +383,14 @@ def find_relation(conn: psycopg.Connection, schema: str, name: str) -> Relation:
     rows = _fetch(conn, _REL_SQL, [schema, name, list(_RELKINDS)]) if _name_can_exist(name) else []
     row = rows[0] if rows else None
     if row is None:
-        raise ApiError(404, "PGRST205", f"Could not find the table '{schema}.{name}' in the schema cache",
-                       hint="the local Data API exposes tables and views of the public schema only")
+        raise ApiError(
+            404,
+            "PGRST205",
+            f"Could not find the table '{schema}.{name}' in the schema cache",
+            hint="the local Data API exposes tables and views of the public schema only",
+        )
     oid, relname = row
-    columns = {attname: PgType(nsp, typ, toid)
-               for attname, nsp, typ, toid in _fetch(conn, _COLUMNS_SQL, [oid])}
+    columns = {attname: PgType(nsp, typ, toid) for attname, nsp, typ, toid in _fetch(conn, _COLUMNS_SQL, [oid])}
     return Relation(schema, relname, columns)
 
 
@@ -374,14 +399,17 @@ def find_function(conn: psycopg.Connection, schema: str, name: str, keys: Sequen
     rows = _fetch(conn, _FUNCTIONS_SQL, [schema, name]) if _name_can_exist(name) else []
     candidates: list[Function] = []
     type_oids = {oid for row in rows for oid in (row[3] or [])}
-    types = {oid: PgType(nsp, typ, oid) for oid, nsp, typ in _fetch(conn, _TYPES_SQL, [list(type_oids)])} \
-        if type_oids else {}
+    types = (
+        {oid: PgType(nsp, typ, oid) for oid, nsp, typ in _fetch(conn, _TYPES_SQL, [list(type_oids)])}
+        if type_oids
+        else {}
+    )
     wanted = set(keys)
     for proname, argnames, argmodes, in_types, n_defaults, retset, ret_name, ret_schema, ret_typtype in rows:
         in_types = list(in_types or [])
         modes = list(argmodes or ["i"] * len(in_types))
         names = list(argnames or [""] * len(modes))
-        in_names = [n for n, m in zip(names, modes) if m in ("i", "b", "v")]
+        in_names = [n for n, m in zip(names, modes, strict=True) if m in ("i", "b", "v")]
         if len(in_names) != len(in_types) or any(not n for n in in_names):
             continue  # unnamed arguments cannot be passed by name
         if ret_schema == "pg_catalog" and ret_name in ("trigger", "event_trigger", "internal"):
@@ -397,26 +425,42 @@ def find_function(conn: psycopg.Connection, schema: str, name: str, keys: Sequen
             kind = "composite"
         else:
             kind = "scalar"
-        candidates.append(Function(schema, proname, tuple(zip(in_names, (types[o] for o in in_types))),
-                                   required, bool(retset), kind))
+        candidates.append(
+            Function(
+                schema,
+                proname,
+                tuple(zip(in_names, (types[o] for o in in_types), strict=True)),
+                required,
+                bool(retset),
+                kind,
+            )
+        )
     if not candidates:
         shown = ", ".join(sorted(keys))
         raise ApiError(
-            404, "PGRST202", f"Could not find the function {schema}.{name}({shown}) in the schema cache",
+            404,
+            "PGRST202",
+            f"Could not find the function {schema}.{name}({shown}) in the schema cache",
             f"Searched for the function {schema}.{name} with parameters {shown or '(none)'}, "
             "but no matches were found in the schema cache.",
-            "the local Data API exposes functions of the public schema only, called with named arguments")
+            "the local Data API exposes functions of the public schema only, called with named arguments",
+        )
     if len(candidates) > 1:
         exact = [f for f in candidates if {a for a, _ in f.args} == wanted]
         if len(exact) != 1:
-            raise ApiError(300, "PGRST203", f"Could not choose the best candidate function for {schema}.{name}",
-                           hint="Try renaming the parameters or the function itself in the database so "
-                                "function overloading can be resolved")
+            raise ApiError(
+                300,
+                "PGRST203",
+                f"Could not choose the best candidate function for {schema}.{name}",
+                hint="Try renaming the parameters or the function itself in the database so "
+                "function overloading can be resolved",
+            )
         candidates = exact
     return candidates[0]
 
 
 # -- URL grammar -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Leaf:
@@ -442,9 +486,12 @@ def parse_select(value: str) -> list[str] | None:
         return None
     for item in items:
         if item == "*" or not _IDENT_RE.match(item):
-            raise parse_error("select parameter", value,
-                              f'unsupported select item "{item}": the local Data API stand-in accepts only '
-                              "plain column names or a lone * (no embedding, aliases, casts, JSON paths or aggregates)")
+            raise parse_error(
+                "select parameter",
+                value,
+                f'unsupported select item "{item}": the local Data API stand-in accepts only '
+                "plain column names or a lone * (no embedding, aliases, casts, JSON paths or aggregates)",
+            )
     return items
 
 
@@ -453,8 +500,9 @@ def parse_order(value: str) -> list[tuple[str, str | None, str | None]]:
     for term in value.split(","):
         match = _ORDER_RE.match(term.strip())
         if not match:
-            raise parse_error("order", value, f'unsupported order term "{term}": expected column[.asc|.desc]'
-                                              "[.nullsfirst|.nullslast]")
+            raise parse_error(
+                "order", value, f'unsupported order term "{term}": expected column[.asc|.desc][.nullsfirst|.nullslast]'
+            )
         terms.append((match.group(1), match.group(2), match.group(3)))
     return terms
 
@@ -463,8 +511,9 @@ def parse_count(value: str | None, what: str) -> int | None:
     if value is None:
         return None
     if what == "limit" and re.fullmatch(r"-[0-9]{1,18}", value):
-        raise ApiError(416, "PGRST103", "Requested range not satisfiable",
-                       "Limit should be greater than or equal to zero.")
+        raise ApiError(
+            416, "PGRST103", "Requested range not satisfiable", "Limit should be greater than or equal to zero."
+        )
     if not _UINT_RE.match(value):
         raise parse_error(f"{what} parameter", value, "expected a non-negative integer")
     return int(value)
@@ -531,8 +580,11 @@ def parse_operation(column: str, text: str) -> Leaf:
             raise parse_error("filter", text, "is takes null, not_null, true, false or unknown")
         return Leaf(column, op, rest.lower(), negated)
     if op not in _COMPARISONS:
-        raise parse_error("filter", text, f'unsupported operator "{op}": the local Data API stand-in supports '
-                                          "eq, neq, lt, gt, lte, gte, in and is")
+        raise parse_error(
+            "filter",
+            text,
+            f'unsupported operator "{op}": the local Data API stand-in supports eq, neq, lt, gt, lte, gte, in and is',
+        )
     return Leaf(column, op, rest, negated)
 
 
@@ -602,7 +654,7 @@ class _TreeParser:
             start = self.i
             while self.i < len(self.text) and self.text[self.i] not in ",)":
                 self.i += 1
-            value = self.text[start:self.i]
+            value = self.text[start : self.i]
         if op == "is":
             if value.lower() not in _IS_VALUES:
                 raise ValueError("is takes null, not_null, true, false or unknown")
@@ -623,8 +675,12 @@ def parse_logic_tree(key: str, value: str) -> Group:
 
 
 def _undefined_column(relation: Relation, column: str) -> ApiError:
-    return ApiError(400, "42703", f"column {relation.name}.{column} does not exist",
-                    hint="the local Data API looks columns up in the catalog; names are case-sensitive")
+    return ApiError(
+        400,
+        "42703",
+        f"column {relation.name}.{column} does not exist",
+        hint="the local Data API looks columns up in the catalog; names are case-sensitive",
+    )
 
 
 def compile_condition(node: Any, relation: Relation, params: list[Any]) -> sql.Composable:
@@ -637,6 +693,7 @@ def compile_condition(node: Any, relation: Relation, params: list[Any]) -> sql.C
     if column_type is None:
         raise _undefined_column(relation, node.column)
     col = sql.Identifier(node.column)
+    cond: sql.Composable
     if node.op == "is":
         cond = sql.SQL("{} {}").format(col, sql.SQL(_IS_VALUES[node.value]))
     elif node.op == "in":
@@ -645,12 +702,12 @@ def compile_condition(node: Any, relation: Relation, params: list[Any]) -> sql.C
         else:
             params.extend(node.value)
             cond = sql.SQL("{} = any(array[{}])").format(
-                col, sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Placeholder(), column_type.ident)
-                                        for _ in node.value))
+                col,
+                sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Placeholder(), column_type.ident) for _ in node.value),
+            )
     else:
         params.append(node.value)
-        cond = sql.SQL("{} {} {}::{}").format(col, sql.SQL(_COMPARISONS[node.op]), sql.Placeholder(),
-                                              column_type.ident)
+        cond = sql.SQL("{} {} {}::{}").format(col, sql.SQL(_COMPARISONS[node.op]), sql.Placeholder(), column_type.ident)
     return sql.SQL("not ({})").format(cond) if node.negated else cond
 
 
@@ -681,9 +738,13 @@ def plan_read(name: str, args: Iterable[tuple[str, str]]) -> ReadPlan:
                 raise parse_error(f"{key} parameter", value, f"{key} applies to writes, which this stand-in refuses")
             continue
         if "." in key or not _IDENT_RE.match(key):
-            raise ApiError(400, "PGRST100", f"failed to parse filter ({key})",
-                           "filters are column=operator.value on a column of the table itself "
-                           "(embedded resources are not supported by the local Data API stand-in)")
+            raise ApiError(
+                400,
+                "PGRST100",
+                f"failed to parse filter ({key})",
+                "filters are column=operator.value on a column of the table itself "
+                "(embedded resources are not supported by the local Data API stand-in)",
+            )
         filters.append(parse_operation(key, value))
     if len(filters) > _MAX_FILTERS:
         raise parse_error("query string", name, f"more than {_MAX_FILTERS} filters")
@@ -697,8 +758,9 @@ def plan_read(name: str, args: Iterable[tuple[str, str]]) -> ReadPlan:
     )
 
 
-def compile_read(plan: ReadPlan, relation: Relation, max_rows: int
-                 ) -> tuple[sql.Composable, list[Any], sql.Composable, list[Any], int]:
+def compile_read(
+    plan: ReadPlan, relation: Relation, max_rows: int
+) -> tuple[sql.Composable, list[Any], sql.Composable, list[Any], int]:
     """(page query, its params, count query, its params, effective limit)."""
     if plan.columns is None:
         columns: sql.Composable = sql.SQL("*")
@@ -714,7 +776,7 @@ def compile_read(plan: ReadPlan, relation: Relation, max_rows: int
     for column, direction, nulls in plan.order:
         if column not in relation.columns:
             raise _undefined_column(relation, column)
-        term = sql.Identifier(column)
+        term: sql.Composable = sql.Identifier(column)
         if direction:
             term = sql.SQL("{} {}").format(term, sql.SQL(direction))
         if nulls:
@@ -725,10 +787,16 @@ def compile_read(plan: ReadPlan, relation: Relation, max_rows: int
     page = sql.SQL(
         "select coalesce(json_agg(_zr_row), '[]')::text, count(*) from "
         "(select {columns} from {relation}{where}{order} limit {limit} offset {offset}) _zr_row"
-    ).format(columns=columns, relation=relation.ident, where=where, order=order,
-             limit=sql.Placeholder(), offset=sql.Placeholder())
+    ).format(
+        columns=columns,
+        relation=relation.ident,
+        where=where,
+        order=order,
+        limit=sql.Placeholder(),
+        offset=sql.Placeholder(),
+    )
     count = sql.SQL("select count(*) from {relation}{where}").format(relation=relation.ident, where=where)
-    return page, params + [limit, plan.offset], count, list(params), limit
+    return page, [*params, limit, plan.offset], count, list(params), limit
 
 
 def content_range(lower: int, n: int, total: int | None) -> str:
@@ -751,6 +819,7 @@ def range_status(lower: int, n: int, total: int | None) -> int:
 
 
 # -- RPC arguments -----------------------------------------------------------------------------
+
 
 def _contains_nul(value: Any) -> bool:
     if isinstance(value, str):
@@ -802,6 +871,7 @@ def compile_call(function: Function, args: Mapping[str, Any]) -> tuple[sql.Compo
 
 # -- the WSGI application ----------------------------------------------------------------------
 
+
 def _json_response(status: int, body: Any | str | None, headers: Mapping[str, str] | None = None) -> Response:
     text = body if isinstance(body, str) or body is None else json.dumps(body, separators=(",", ":"))
     resp = Response(text, status=status, headers=dict(headers or {}))
@@ -816,9 +886,10 @@ def _media_types(header: str | None) -> list[str]:
     return [part.split(";", 1)[0].strip().lower() for part in header.split(",") if part.strip()]
 
 
-def _prefer(headers: Mapping[str, str]) -> dict[str, str]:
+def _prefer(headers: Headers | Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for value in headers.getlist("Prefer") if hasattr(headers, "getlist") else [headers.get("Prefer", "")]:
+    values = headers.getlist("Prefer") if isinstance(headers, Headers) else [headers.get("Prefer", "")]
+    for value in values:
         for part in (value or "").split(","):
             k, _, v = part.strip().partition("=")
             if k:
@@ -854,7 +925,7 @@ class DataApi:
     def close(self) -> None:
         self.pool.close()
 
-    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         request.max_content_length = self.config.max_body_bytes
         timer = _Timer()
@@ -866,13 +937,22 @@ class DataApi:
         except ApiError as err:
             response = self._error(err)
         except RequestEntityTooLarge:
-            response = self._error(ApiError(413, "PGRST102", "request body is too large",
-                                            f"at most {self.config.max_body_bytes} bytes"))
-        except Exception:  # noqa: BLE001 - a bug answers 500 in PostgREST's shape, never a traceback
+            response = self._error(
+                ApiError(413, "PGRST102", "request body is too large", f"at most {self.config.max_body_bytes} bytes")
+            )
+        except Exception:
             log.exception("%s", "event=dataapi.bug")
             response = self._error(ApiError(500, "PGRSTX00", "internal error in the local Data API stand-in"))
-        log_event(log, "dataapi.request", method=request.method, path=request.path, role=auth_role,
-                  status=response.status_code, code=response.headers.get("Proxy-Status"), ms=timer.ms())
+        log_event(
+            log,
+            "dataapi.request",
+            method=request.method,
+            path=request.path,
+            role=auth_role,
+            status=response.status_code,
+            code=response.headers.get("Proxy-Status"),
+            ms=timer.ms(),
+        )
         return response(environ, start_response)
 
     @staticmethod
@@ -885,7 +965,7 @@ class DataApi:
         path = request.path
         if not path.startswith(REST_PREFIX):
             raise ApiError(404, "PGRST125", "Invalid path specified in request URL")
-        rest = path[len(REST_PREFIX):]
+        rest = path[len(REST_PREFIX) :]
         is_rpc = rest.startswith("rpc/")
         name = rest[4:] if is_rpc else rest
         if not name or "/" in name:
@@ -893,17 +973,29 @@ class DataApi:
         profile_header = "Content-Profile" if request.method == "POST" else "Accept-Profile"
         profile = request.headers.get(profile_header)
         if profile is not None and profile != self.config.schema:
-            raise ApiError(406, "PGRST106", f"Invalid schema: {profile}",
-                           hint=f"Only the following schemas are exposed: {self.config.schema}")
+            raise ApiError(
+                406,
+                "PGRST106",
+                f"Invalid schema: {profile}",
+                hint=f"Only the following schemas are exposed: {self.config.schema}",
+            )
         if is_rpc:
             if request.method != "POST":
-                raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {request.method}",
-                               "the local Data API stand-in calls functions with POST only")
+                raise ApiError(
+                    405,
+                    "PGRST117",
+                    f"Unsupported HTTP method: {request.method}",
+                    "the local Data API stand-in calls functions with POST only",
+                )
             return self.call(request, auth, name)
         if request.method != "GET":
-            raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {request.method}",
-                           "the local Data API stand-in reads tables (GET) and calls functions (POST /rpc); "
-                           "landlords write through RPCs")
+            raise ApiError(
+                405,
+                "PGRST117",
+                f"Unsupported HTTP method: {request.method}",
+                "the local Data API stand-in reads tables (GET) and calls functions (POST /rpc); "
+                "landlords write through RPCs",
+            )
         return self.read(request, auth, name)
 
     # -- one transaction per request -------------------------------------------------------
@@ -915,14 +1007,19 @@ class DataApi:
 
     def _impersonate(self, conn: psycopg.Connection, auth: Auth, request: Request) -> None:
         """search_path, the role's own settings, the role, then the request GUCs, as PostgREST does."""
-        apply_request_settings(conn, auth, request.method, request.path[len(REST_PREFIX) - 1:],
-                               request.headers, self.config.extra_search_path)
+        apply_request_settings(
+            conn,
+            auth,
+            request.method,
+            request.path[len(REST_PREFIX) - 1 :],
+            request.headers,
+            self.config.extra_search_path,
+        )
 
     def _run(self, auth: Auth, work: Any) -> Any:
         try:
-            with self.pool.connection() as conn:
-                with conn.transaction():
-                    return work(conn)
+            with self.pool.connection() as conn, conn.transaction():
+                return work(conn)
         except ApiError:
             raise
         except PoolTimeout:
@@ -964,21 +1061,29 @@ class DataApi:
         body, n, total = self._run(auth, work)
         status = range_status(plan.offset, n, total)
         if status == 416:
-            raise ApiError(416, "PGRST103", "Requested range not satisfiable",
-                           f"An offset of {plan.offset} was requested, but there are only {total} rows.")
+            raise ApiError(
+                416,
+                "PGRST103",
+                "Requested range not satisfiable",
+                f"An offset of {plan.offset} was requested, but there are only {total} rows.",
+            )
         headers = {"Content-Range": content_range(plan.offset, n, total)}
         if singular:
             if n != 1:
-                raise ApiError(406, "PGRST116", "Cannot coerce the result to a single JSON object",
-                               f"The result contains {n} rows")
+                raise ApiError(
+                    406, "PGRST116", "Cannot coerce the result to a single JSON object", f"The result contains {n} rows"
+                )
             body = json.dumps(json.loads(body)[0], separators=(",", ":"))
         return _json_response(status, body, headers)
 
     # -- POST /rest/v1/rpc/<function> ------------------------------------------------------
     def call(self, request: Request, auth: Auth, name: str) -> Response:
         if list(request.args.keys()):
-            raise parse_error("query string", request.query_string.decode("latin-1"),
-                              "the local Data API stand-in does not filter or shape RPC results")
+            raise parse_error(
+                "query string",
+                request.query_string.decode("latin-1"),
+                "the local Data API stand-in does not filter or shape RPC results",
+            )
         content_type = (request.mimetype or "application/json").lower()
         raw = request.get_data(cache=False)
         if raw.strip() and content_type != "application/json":
@@ -1010,8 +1115,14 @@ class DataApi:
         return _json_response(200, body if body is not None else "null", headers)
 
 
-def apply_request_settings(conn: psycopg.Connection, auth: Auth, method: str, path: str,
-                           headers: Mapping[str, str], search_path: Sequence[str]) -> None:
+def apply_request_settings(
+    conn: psycopg.Connection,
+    auth: Auth,
+    method: str,
+    path: str,
+    headers: Headers | Mapping[str, str],
+    search_path: Sequence[str],
+) -> None:
     """What PostgREST's setPgLocals does, inside the caller's transaction.
 
     1. search_path (the exposed schema + extra_search_path);
@@ -1048,12 +1159,18 @@ def apply_request_settings(conn: psycopg.Connection, auth: Auth, method: str, pa
         "select set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true),"
         " set_config('request.path', %s, true), set_config('request.headers', %s, true),"
         " set_config('request.cookies', %s, true)",
-        [json.dumps(auth.claims, separators=(",", ":")), method, path,
-         json.dumps(header_map, separators=(",", ":")), json.dumps(cookies, separators=(",", ":"))],
+        [
+            json.dumps(auth.claims, separators=(",", ":")),
+            method,
+            path,
+            json.dumps(header_map, separators=(",", ":")),
+            json.dumps(cookies, separators=(",", ":")),
+        ],
     )
 
 
 # -- serving -----------------------------------------------------------------------------------
+
 
 class _QuietRequestHandler(WSGIRequestHandler):
     """The application logs one structured line per request; werkzeug's access log would repeat it."""
@@ -1067,16 +1184,18 @@ class DataApiServer:
 
     def __init__(self, config: DataApiConfig | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         self.app = DataApi(config or DataApiConfig.from_env())
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True,
-                                                   request_handler=_QuietRequestHandler)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
+        )
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
-    def start(self) -> "DataApiServer":
+    def start(self) -> DataApiServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-dataapi", daemon=True)
         self._thread.start()
         return self
@@ -1091,7 +1210,7 @@ class DataApiServer:
         self._server.server_close()
         self.app.close()
 
-    def __enter__(self) -> "DataApiServer":
+    def __enter__(self) -> DataApiServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -1101,7 +1220,8 @@ class DataApiServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/dataapi",
-        description="Local TEST STAND-IN for Supabase's Data API (PostgREST is not installable here).")
+        description="Local TEST STAND-IN for Supabase's Data API (PostgREST is not installable here).",
+    )
     parser.add_argument("--host", default=os.environ.get("ZR_DATAAPI_HOST", DEFAULT_HOST))
     parser.add_argument("--port", type=int, default=int(os.environ.get("ZR_DATAAPI_PORT", DEFAULT_PORT)))
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ Command line (wrapped by `scripts/dev-token`):
 
 prints a token for the auth.users row with that e-mail (its id is read from DATABASE_URL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,12 @@ import os
 import sys
 import time
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jwt
 
+from ..config import default_database_url
 
 #: The Supabase CLI's local JWT secret (`supabase status` prints it). Public knowledge: local only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -141,17 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         description="Print a local JWT for an auth.users e-mail (local Data API stand-in only).",
     )
     parser.add_argument("email", help="e-mail of an auth.users row, e.g. alice@zenrent.test")
-    parser.add_argument("--role", choices=APP_ROLES, default=None,
-                        help="app_metadata.role: 'support' for support staff (default: as stored)")
-    parser.add_argument("--expires-in", type=int, default=DEFAULT_EXPIRES_IN, metavar="SECONDS",
-                        help=f"lifetime in seconds (default {DEFAULT_EXPIRES_IN})")
+    parser.add_argument(
+        "--role",
+        choices=APP_ROLES,
+        default=None,
+        help="app_metadata.role: 'support' for support staff (default: as stored)",
+    )
+    parser.add_argument(
+        "--expires-in",
+        type=int,
+        default=DEFAULT_EXPIRES_IN,
+        metavar="SECONDS",
+        help=f"lifetime in seconds (default {DEFAULT_EXPIRES_IN})",
+    )
     args = parser.parse_args(argv)
     if args.expires_in <= 0:
         parser.error("--expires-in must be a positive number of seconds")
-    database_url = os.environ.get(
-        "DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres?sslmode=disable")
     try:
-        token = token_for_email(database_url, args.email, app_role=args.role, expires_in=args.expires_in)
+        token = token_for_email(default_database_url(), args.email, app_role=args.role, expires_in=args.expires_in)
     except LookupError as exc:
         print(f"dev-token: {exc}", file=sys.stderr)
         return 1

@@ -5,22 +5,25 @@ a Secure, HttpOnly, SameSite=Strict cookie; every form carries a CSRF token. Eve
 is an RPC executed in the database *as that user* (role authenticated + their JWT claims), so
 RLS and the RPCs' checks decide — a landlord's token gets "support staff only" from Postgres.
 """
+
 from __future__ import annotations
 
 import hmac
 import logging
 import secrets
 from typing import Any
+from uuid import UUID
 
 import psycopg
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from ..auth import InvalidToken, is_support, verify_access_token
 from ..db import transaction_as_user
 
 log = logging.getLogger(__name__)
-bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates")
+URL_PREFIX = "/ops"
+bp = Blueprint("ops", __name__, url_prefix=URL_PREFIX, template_folder="templates")
 
 COOKIE = "zr_ops_token"
 HELD_STATUSES = ("ambiguous", "unknown_sender", "landlord_disabled")
@@ -42,7 +45,8 @@ def _claims() -> dict[str, Any] | None:
 def _csrf_token() -> str:
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    token: str = session["csrf"]
+    return token
 
 
 @bp.app_context_processor
@@ -51,7 +55,7 @@ def _inject() -> dict[str, Any]:
 
 
 @bp.before_request
-def _guard():
+def _guard() -> ResponseReturnValue | None:
     if request.method == "POST":
         sent = request.form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -64,7 +68,12 @@ def _guard():
     return None
 
 
-def _rpc(sql: str, params: dict[str, Any] | tuple = ()) -> list[dict[str, Any]]:
+def error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    """The console's HTML error page (app/http_errors.py calls it for every error under /ops)."""
+    return render_template("ops/error.html", status=status, title=title, message=message), status
+
+
+def _rpc(sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     with transaction_as_user(current_app.extensions["zr_pool"], g.claims) as conn:
         return conn.execute(sql, params).fetchall()
 
@@ -78,12 +87,12 @@ def _db_error(exc: psycopg.Error) -> str:
 
 
 @bp.get("/login")
-def login():
+def login() -> ResponseReturnValue:
     return render_template("ops/login.html")
 
 
 @bp.post("/login")
-def login_post():
+def login_post() -> ResponseReturnValue:
     token = (request.form.get("token") or "").strip()
     try:
         claims = verify_access_token(token, current_app.config["ZR"].jwt_secret)
@@ -94,14 +103,21 @@ def login_post():
         flash("This console is for ZenRent support staff.", "error")
         return render_template("ops/login.html"), 403
     resp = redirect(url_for("ops.queue"))
-    resp.set_cookie(COOKIE, token, httponly=True, secure=current_app.config["ZR"].cookie_secure,
-                    samesite="Strict", path="/ops", max_age=8 * 3600)
-    session["csrf"] = secrets.token_urlsafe(32)   # a fresh CSRF token per sign-in
+    resp.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        secure=current_app.config["ZR"].cookie_secure,
+        samesite="Strict",
+        path="/ops",
+        max_age=8 * 3600,
+    )
+    session["csrf"] = secrets.token_urlsafe(32)  # a fresh CSRF token per sign-in
     return resp
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     resp = redirect(url_for("ops.login"))
     resp.delete_cookie(COOKIE, path="/ops")
     session.pop("csrf", None)
@@ -109,29 +125,34 @@ def logout():
 
 
 @bp.get("/")
-def queue():
+def queue() -> ResponseReturnValue:
     status = request.args.get("status") or None
     if status is not None and status not in HELD_STATUSES:
         abort(400, description="unknown status filter")
     after = request.args.get("after") or None
     try:
-        rows = _rpc("select * from public.list_held_messages(%(status)s, %(after)s::uuid, 50)",
-                    {"status": status, "after": after})
+        rows = _rpc(
+            "select * from public.list_held_messages(%(status)s, %(after)s::uuid, 50)",
+            {"status": status, "after": after},
+        )
     except psycopg.Error as exc:
         flash(_db_error(exc), "error")
         rows = []
-    return render_template("ops/queue.html", rows=rows, status=status, statuses=HELD_STATUSES,
-                           email=g.claims.get("email"))
+    return render_template(
+        "ops/queue.html", rows=rows, status=status, statuses=HELD_STATUSES, email=g.claims.get("email")
+    )
 
 
 @bp.post("/messages/<uuid:message_id>/assign")
-def assign(message_id):
+def assign(message_id: UUID) -> ResponseReturnValue:
     landlord_id = request.form.get("landlord_id", "").strip()
     pin_days = request.form.get("pin_days", "0").strip() or "0"
     reason = request.form.get("reason", "").strip() or None
     try:
-        row = _rpc("select public.assign_held_message(%s, %s::uuid, %s::int, %s) as r",
-                   (str(message_id), landlord_id, pin_days, reason))[0]["r"]
+        row = _rpc(
+            "select public.assign_held_message(%s, %s::uuid, %s::int, %s) as r",
+            (str(message_id), landlord_id, pin_days, reason),
+        )[0]["r"]
         pinned = f", phone pinned until {row['pinned_until'][:10]}" if row.get("pinned_until") else ""
         flash(f"Message delivered to the landlord{pinned}.", "ok")
     except psycopg.Error as exc:
@@ -140,7 +161,7 @@ def assign(message_id):
 
 
 @bp.post("/messages/<uuid:message_id>/dismiss")
-def dismiss(message_id):
+def dismiss(message_id: UUID) -> ResponseReturnValue:
     reason = request.form.get("reason", "").strip()
     try:
         _rpc("select public.dismiss_held_message(%s, %s)", (str(message_id), reason))
@@ -151,7 +172,7 @@ def dismiss(message_id):
 
 
 @bp.get("/status")
-def status():
+def status() -> ResponseReturnValue:
     try:
         data = _rpc("select public.whatsapp_service_status() as s")[0]["s"]
     except psycopg.Error as exc:
