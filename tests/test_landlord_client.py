@@ -641,3 +641,24 @@ def test_realtime_channel_names_and_env_configuration(api, world):
     assert client.settings().whatsapp_enabled is True  # the env-built client really talks to the API
     with pytest.raises(ValueError):
         LandlordClient.from_env(mint_token(world.l1), {})
+
+
+@pytest.mark.parametrize(
+    ("table", "owner_column"),
+    [
+        ("user_profiles", "id"),
+        ("properties", "user_id"),
+        ("tenants", "user_id"),
+        ("whatsapp_conversations", "landlord_id"),
+        ("whatsapp_messages", "landlord_id"),
+    ],
+)
+def test_the_clients_default_select_star_returns_only_own_rows(world, config, webhook, l1, l2, table, owner_column):
+    """Through the client's own supabase-py handle, `select("*")` (what apps write first) answers
+    with the landlord's rows only, and no routing metadata or raw element."""
+    tenant_writes(webhook, config, world, world.phones["x3"], "A message so that every table has rows")
+    for client, me in ((l1, world.l1), (l2, world.l2)):
+        rows = client.supabase.table(table).select("*").execute().data
+        assert all(r[owner_column] == me for r in rows), table
+        assert not {"raw", "routing_metadata"} & {k for r in rows for k in r}
+    assert l1.supabase.table(table).select("*").execute().data, f"{table}: the first landlord has rows to see"

@@ -13,8 +13,9 @@ T = TypeVar("T")
 #: Meta's customer service window: free text only within 24 h of the tenant's last message.
 SERVICE_WINDOW = timedelta(hours=24)
 
-#: Columns the client reads. Explicit lists, never `*`: landlords have no column privilege on
-#: whatsapp_messages.routing_metadata and .raw (20261125110000_restrict_landlord_access.sql).
+#: Columns the client reads: what the models hold. `select=*` works too (what landlords must not
+#: see is in private.whatsapp_message_details, outside the Data API), but a client asks only for
+#: what it uses.
 CONVERSATION_COLUMNS = (
     "id",
     "landlord_id",
