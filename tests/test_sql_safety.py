@@ -157,7 +157,7 @@ def check_plpgsql(definition: str, body: str = "") -> Report:
     report = Report()
     for stmt, key, line, expr in _expressions(json.loads(parse_plpgsql_json(_parsable(definition, body)))):
         query = expr.get("query", "")
-        if stmt in DYNAMIC_STATEMENTS and key == "query" or key == "dynquery":
+        if (stmt in DYNAMIC_STATEMENTS and key == "query") or key == "dynquery":
             text = _constant_string(query)
             if text is None:
                 report.dynamic.append(Finding(line, f"EXECUTE {query}"))
@@ -216,7 +216,7 @@ def lint_database(url: str) -> tuple[int, list[str], list[str]]:
 
 def test_no_update_or_delete_without_where_in_api_reachable_functions() -> None:
     checked, offenders, notes = lint_database(DATABASE_URL)
-    assert checked > 50, f"only {checked} functions found in {SCHEMAS}: is this the migrated database?"
+    assert checked >= 10, f"only {checked} functions found in {SCHEMAS}: is this the migrated database?"
     if notes:
         warnings.warn("dynamic SQL not checked (pg-safeupdate judges it at run time):\n  " + "\n  ".join(notes),
                       stacklevel=1)
