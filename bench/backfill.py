@@ -149,6 +149,19 @@ def url_of(database_url: str, dbname: str) -> str:
     return make_conninfo(database_url, dbname=dbname)
 
 
+def admin_url_of(database_url: str, dbname: str) -> str:
+    """The platform's superuser on that database: only for supabase/local/platform.sql and CHECKPOINT."""
+    admin = os.environ.get("ZR_DB_ADMIN_URL") or make_conninfo(database_url, user="supabase_admin", password="postgres")
+    return make_conninfo(admin, dbname=dbname)
+
+
+def checkpoint(url: str) -> None:
+    """Benchmark hygiene, not project behaviour: CHECKPOINT needs a superuser (or pg_checkpoint),
+    which postgres is not, as on hosted; done as the platform's superuser, like the bootstrap."""
+    with psycopg.connect(admin_url_of(url, conninfo_to_dict(url)["dbname"]), autocommit=True) as conn:
+        conn.execute("checkpoint")
+
+
 def run_file(url: str, path: Path) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("set client_min_messages = warning")
@@ -221,8 +234,7 @@ def backfill(url: str, batch_size: int) -> dict:
     durations: list[float] = []
     totals = {"seen": 0, "matched": 0, "unmatched": 0, "ambiguous": 0, "conversations_created": 0, "archived": 0}
     with psycopg.connect(url) as conn:
-        conn.execute("checkpoint")
-        conn.commit()
+        checkpoint(url)
         start_lsn = wal_lsn(conn)
         start_stats = wal_stats(conn)
         conn.commit()
@@ -295,7 +307,7 @@ def run(rows: int = 1_000_000, database_url: str | None = None, batch_sizes: tup
         admin.execute(sql.SQL("create database {} template template0").format(sql.Identifier(base)))
         created.append(base)
         url = url_of(database_url, base)
-        run_file(url, PLATFORM)
+        run_file(admin_url_of(database_url, base), PLATFORM)
         for path in MIGRATIONS:
             if path.name.split("_", 1)[0] <= BASELINE:
                 run_file(url, path)

@@ -15,6 +15,11 @@ export ZR_DB_NAME="${ZR_DB_NAME:-postgres}"
 export ZR_PG_BIN="${ZR_PG_BIN:-/usr/lib/postgresql/15/bin}"
 # The same default as Python's app.config.default_database_url(): keep the two in step.
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:${ZR_DB_PORT}/${ZR_DB_NAME}?sslmode=disable}"
+# The platform's own superuser, as on hosted Supabase where `postgres` is not one. Used only to
+# bootstrap: initdb, recreating the database, supabase/local/platform.sql (scripts/db), and the
+# harnesses that bootstrap scratch databases. Everything else connects as postgres.
+export ZR_DB_ADMIN_PASSWORD="${ZR_DB_ADMIN_PASSWORD:-postgres}"
+export ZR_DB_ADMIN_URL="${ZR_DB_ADMIN_URL:-postgresql://supabase_admin:${ZR_DB_ADMIN_PASSWORD}@127.0.0.1:${ZR_DB_PORT}/${ZR_DB_NAME}?sslmode=disable}"
 
 export ZR_VENV="${ZR_VENV:-${ZR_ROOT}/.venv}"
 export PATH="${ZR_ROOT}/node_modules/.bin:${ZR_PG_BIN}:${PATH}"
@@ -31,7 +36,7 @@ as_pg() {
   fi
 }
 
-# psql against the project database as the superuser, stopping at the first error.
+# psql against the project database as postgres (not a superuser), stopping at the first error.
 zr_psql() {
   PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 "$@"
 }

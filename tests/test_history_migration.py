@@ -46,6 +46,8 @@ PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 DRIVER = ROOT / "scripts" / "migrate_history.py"
 BASELINE = "20261125090100"
 DATABASE_URL = default_database_url()
+# The platform bootstrap needs the platform's superuser (postgres is not one, as on hosted).
+ADMIN_URL = os.environ.get("ZR_DB_ADMIN_URL") or make_conninfo(DATABASE_URL, user="supabase_admin", password="postgres")
 
 # --- the fixture -----------------------------------------------------------------------------
 
@@ -231,6 +233,11 @@ def url_of(dbname: str) -> str:
     return make_conninfo(DATABASE_URL, dbname=dbname)
 
 
+def bootstrap(dbname: str) -> None:
+    """supabase/local/platform.sql in a scratch database, as supabase_admin (as scripts/db does)."""
+    run_file(make_conninfo(ADMIN_URL, dbname=dbname), PLATFORM)
+
+
 def admin() -> psycopg.Connection:
     return psycopg.connect(DATABASE_URL, autocommit=True)
 
@@ -277,7 +284,7 @@ def premigration(scratch) -> tuple[str, dict[str, tuple]]:
     """The pre-migration database (used only as a template) and its message rows as they were."""
     name = scratch("pre")
     url = url_of(name)
-    run_file(url, PLATFORM)
+    bootstrap(name)
     apply_migrations(url, None, BASELINE)
     with psycopg.connect(url) as conn:
         conn.execute(FIXTURE_SQL)
@@ -289,8 +296,9 @@ def premigration(scratch) -> tuple[str, dict[str, tuple]]:
 
 def migrated_clone(scratch, premigration, suffix: str) -> str:
     """A copy of the pre-migration database with every later migration applied; nothing backfilled."""
-    url = url_of(scratch(suffix, premigration[0]))
-    run_file(url, PLATFORM)  # database-level settings are not copied from a template
+    name = scratch(suffix, premigration[0])
+    url = url_of(name)
+    bootstrap(name)  # database-level settings are not copied from a template
     apply_migrations(url, BASELINE, None)
     return url
 
