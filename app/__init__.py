@@ -11,20 +11,3 @@ Deploy units, each importing only its own dependencies (pyproject.toml names the
 
 This file imports nothing, so that ``import app.client`` stays light.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .service import create_app as create_app
-
-
-def __getattr__(name: str) -> object:
-    # TODO(bench): bench/run.py still starts gunicorn with "app:create_app()". Remove this lazy
-    # alias once it says "app.service:create_app()"; it imports Flask only when asked for.
-    if name == "create_app":
-        from .service import create_app
-
-        return create_app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 #: The local cluster's port when ZR_DB_PORT is not set (supabase/config.toml's [db] port).
 DEFAULT_DB_PORT = "54322"
@@ -34,6 +35,25 @@ def default_database_url(env: Mapping[str, str] | None = None) -> str:
     port = env.get("ZR_DB_PORT") or DEFAULT_DB_PORT
     name = env.get("ZR_DB_NAME") or DEFAULT_DB_NAME
     return f"postgresql://postgres:postgres@127.0.0.1:{port}/{name}?sslmode=disable"
+
+
+def default_admin_database_url(database: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The local platform's superuser (supabase_admin) on the cluster of default_database_url():
+    ZR_DB_ADMIN_URL if set, else supabase_admin with ZR_DB_ADMIN_PASSWORD (postgres). Only for what
+    hosted Supabase does for us locally (the platform bootstrap) and for benchmark hygiene
+    (CHECKPOINT, auto_explain); the project itself never connects as a superuser. `database`
+    picks another database on the same cluster."""
+    env = os.environ if env is None else env
+    url = env.get("ZR_DB_ADMIN_URL")
+    if not url:
+        parts = urlsplit(default_database_url(env))
+        password = quote(env.get("ZR_DB_ADMIN_PASSWORD") or "postgres", safe="")
+        netloc = f"supabase_admin:{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if database:
+        parts = urlsplit(url)
+        url = urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+    return url
 
 
 class ConfigError(RuntimeError):

@@ -5,6 +5,7 @@ WHATSAPP_APP_SECRET, exactly as app/webhook.py does) and answers 200 without tou
 database: the most that Flask under gunicorn can do on this machine, against which the real
 service is compared. Benchmark use only (gunicorn "bench.bare_app:create_app()").
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,9 +1,9 @@
--- wrk script for bench/run.py (webhook_http): POST pre-signed WhatsApp webhooks.
+-- wrk script for bench/benchmarks/webhook_http.py: POST pre-signed WhatsApp webhooks.
 -- ZR_BENCH_BODIES names a file of lines "<X-Hub-Signature-256>\t<body>", each body a single
 -- text message with its own wamid. Thread k of ZR_BENCH_THREADS takes lines k, k+n, k+2n, ...
 -- so no two threads send the same wamid; a thread that runs out starts its share again
--- (redeliveries, which the service answers as duplicates; run.py sizes the file so it does not).
--- done() prints one line "ZR_RESULT {json}" for run.py.
+-- (redeliveries, which the service answers as duplicates; webhook_http.py sizes the file so it does not).
+-- done() prints one line "ZR_RESULT {json}" for bench/harness/http.py.
 
 local counter = 0
 

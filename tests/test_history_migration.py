@@ -38,7 +38,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from app.config import default_database_url
+from app.config import default_admin_database_url, default_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
@@ -46,8 +46,6 @@ PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 DRIVER = ROOT / "scripts" / "migrate_history.py"
 BASELINE = "20261125090100"
 DATABASE_URL = default_database_url()
-# The platform bootstrap needs the platform's superuser (postgres is not one, as on hosted).
-ADMIN_URL = os.environ.get("ZR_DB_ADMIN_URL") or make_conninfo(DATABASE_URL, user="supabase_admin", password="postgres")
 
 # --- the fixture -----------------------------------------------------------------------------
 
@@ -235,7 +233,7 @@ def url_of(dbname: str) -> str:
 
 def bootstrap(dbname: str) -> None:
     """supabase/local/platform.sql in a scratch database, as supabase_admin (as scripts/db does)."""
-    run_file(make_conninfo(ADMIN_URL, dbname=dbname), PLATFORM)
+    run_file(default_admin_database_url(dbname), PLATFORM)
 
 
 def admin() -> psycopg.Connection:

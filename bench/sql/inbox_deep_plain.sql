@@ -6,7 +6,7 @@ select landlord_id, claims, conversation_id, deep_at, deep_id from bench.deep_sa
 begin;
 set local role postgres;
 select set_config('request.jwt.claims', :claims, true);
--- measured query (run.py also EXPLAINs this statement)
+-- measured query (bench/benchmarks/inbox_rls.py also EXPLAINs this statement)
 select id, conversation_id, direction, is_from_tenant, type, body, landlord_signature, media_id, media_mime_type,
        media_caption, reply_to_message_id, contact_name, status, sent_at, delivered_at, read_at, failed_at, error_title
 from public.whatsapp_messages

@@ -6,7 +6,7 @@ select landlord_id, claims, conversation_id from bench.inbox_samples where k = :
 begin;
 set local role postgres;
 select set_config('request.jwt.claims', :claims, true);
--- measured query (run.py also EXPLAINs this statement)
+-- measured query (bench/benchmarks/inbox_rls.py also EXPLAINs this statement)
 select id, tenant_id, tenant_phone, property_id, status, unread_count, last_message_at, last_inbound_at, last_message_preview
 from public.whatsapp_conversations
 where landlord_id = :landlord_id

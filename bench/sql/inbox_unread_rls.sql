@@ -6,7 +6,7 @@ select landlord_id, claims, conversation_id from bench.inbox_samples where k = :
 begin;
 set local role authenticated;
 select set_config('request.jwt.claims', :claims, true);
--- measured query (run.py also EXPLAINs this statement)
+-- measured query (bench/benchmarks/inbox_rls.py also EXPLAINs this statement)
 select coalesce(sum(unread_count), 0) as unread
 from public.whatsapp_conversations
 where unread_count > 0;

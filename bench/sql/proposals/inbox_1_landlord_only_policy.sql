@@ -1,4 +1,4 @@
--- Inbox proposal 1 (benchmarked by bench/run.py in the scratch database only; not a migration).
+-- Inbox proposal 1 (benchmarked by scripts/bench in the scratch database only; not a migration).
 -- Why: the target shape once the multi-WABA backfill is complete (every history row then has
 -- landlord_id = user_id) and support reads held messages only through
 -- public.list_held_messages() (security definer, already there): one indexable arm,

@@ -1,4 +1,4 @@
--- Routing proposal 1 (benchmarked by bench/run.py in the scratch database only; not a migration).
+-- Routing proposal 1 (benchmarked by scripts/bench in the scratch database only; not a migration).
 -- Why: with private.whatsapp_settings.notify_listeners on (the default), the notification trigger
 -- calls pg_notify() for every delivered message. A transaction that has notified takes a
 -- database-wide lock in PreCommit_Notify (wait event Lock:object) and holds it until its commit

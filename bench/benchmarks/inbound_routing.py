@@ -1,0 +1,221 @@
+"""1. Inbound routing: public.route_inbound_message (bench/sql/route_inbound.sql) against the floor of
+storing one message durably (bench/sql/baseline_insert.sql), back to back at each client count."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import matplotlib.ticker
+
+from bench.harness.benchmark import Benchmark, Context
+from bench.harness.numbers import human, ratio, rnd
+from bench.harness.pgbench import pgbench
+from bench.harness.plots import plt
+from bench.harness.profile import Budget
+from bench.harness.report import Column, at, columns_table, table
+from bench.harness.results import Result, goal
+from bench.harness.worlds import routing_defines
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+ROUTED = "from public.whatsapp_messages m where m.created_at >= %s and m.direction = 'incoming'"
+GOAL_MSG_S = 3000
+
+
+def measure(ctx: Context) -> Result:
+    return {"clients": list(ctx.profile.clients), "worlds": {ctx.world.name: measure_routing(ctx)}}
+
+
+def measure_proposal(ctx: Context, step: str) -> Result:
+    """1 and the most clients, with the baseline row width of the main run."""
+    pad = ctx.results["inbound_routing"]["worlds"][ctx.world.name]["baseline_pad_bytes"]
+    clients = (1, max(ctx.profile.clients))
+    return measure_routing(ctx, clients, pad, ctx.profile.proposal_route)
+
+
+def baseline_pad(ctx: Context) -> int:
+    """Warm up routing, then size the baseline row like a routed whatsapp_messages row: the padding it needs."""
+    scratch, world, warm = ctx.scratch, ctx.world, ctx.profile.route.warm()
+    scratch.execute(
+        "create table if not exists bench.baseline_insert "
+        "(wamid text primary key, raw jsonb not null, pad text not null)"
+    )
+    since = scratch.scalar("select now()")
+    pgbench(scratch.url, "route_inbound", 2, warm, routing_defines(world), ctx.work)
+    routed_width = float(scratch.scalar(f"select avg(pg_column_size(m.*)) {ROUTED}", [since]))
+    pgbench(scratch.url, "baseline_insert", 2, warm, routing_defines(world, 0), ctx.work)
+    base_width = float(scratch.scalar("select avg(pg_column_size(b.*)) from bench.baseline_insert b"))
+    pad = max(0, round(routed_width - base_width))
+    scratch.execute("truncate bench.baseline_insert")
+    log.info("    routed row %.0f B, baseline row %.0f B -> pad %d B", routed_width, base_width, pad)
+    return pad
+
+
+def measure_routing(
+    ctx: Context, clients: tuple[int, ...] | None = None, pad: int | None = None, budget: Budget | None = None
+) -> Result:
+    scratch, world = ctx.scratch, ctx.world
+    budget = budget or ctx.profile.route
+    if pad is None:
+        pad = baseline_pad(ctx)
+    else:
+        pgbench(scratch.url, "route_inbound", 2, ctx.profile.route.warm(), routing_defines(world), ctx.work)
+    scratch.execute(
+        "vacuum analyze public.whatsapp_messages, public.whatsapp_conversations, private.landlord_notifications"
+    )
+    scratch.checkpoint()
+    since = scratch.scalar("select now()")
+    runs = [measure_clients(ctx, c, pad, budget) for c in clients or ctx.profile.clients]
+    outcome = dict(scratch.execute(f"select m.routing_status, count(*) {ROUTED} group by 1", [since]))
+    total = sum(outcome.values()) or 1
+    return {
+        "world": world.name,
+        "tenants": world.tenants,
+        "baseline_pad_bytes": pad,
+        "routed_row_bytes": scratch.scalar(f"select avg(pg_column_size(m.*))::int {ROUTED}", [since]),
+        "routed_messages": total,
+        "routing_outcomes": {k: round(v / total, 4) for k, v in sorted(outcome.items())},
+        "runs": runs,
+    }
+
+
+def measure_clients(ctx: Context, clients: int, pad: int, budget: Budget) -> Result:
+    url, world = ctx.scratch.url, ctx.world
+    base = pgbench(url, "baseline_insert", clients, budget, routing_defines(world, pad), ctx.work)
+    route = pgbench(url, "route_inbound", clients, budget, routing_defines(world), ctx.work)
+    log.info(
+        "    %d client(s): routing %7.0f/s p50 %.2f p99 %.2f ms | baseline %7.0f/s p50 %.2f p99 %.2f ms | ratio %.2f",
+        clients,
+        route.tps,
+        route.latency_ms["p50"],
+        route.latency_ms["p99"],
+        base.tps,
+        base.latency_ms["p50"],
+        base.latency_ms["p99"],
+        ratio(route.tps, base.tps),
+    )
+    return {
+        "clients": clients,
+        "baseline": base.as_dict(),
+        "routing": route.as_dict(),
+        "ratio_tps": rnd(ratio(route.tps, base.tps)),
+    }
+
+
+def goals(result: Result) -> list[Result]:
+    big = result["worlds"].get("large") or next(iter(result["worlds"].values()))
+    top = max(big["runs"], key=lambda x: x["routing"]["tps"])
+    out = [
+        goal(
+            f"routing >= 50% of baseline throughput ({c['clients']} client{'s' if c['clients'] > 1 else ''})",
+            c["ratio_tps"],
+            ">=",
+            0.5,
+            "x",
+        )
+        for c in big["runs"]
+    ]
+    best = "routing >= 3,000 messages/s with up to 8 clients (best)"
+    return [*out, goal(best, top["routing"]["tps"], ">=", GOAL_MSG_S, "msg/s")]
+
+
+def plot(result: Result) -> Figure | None:
+    """Throughput and latency by clients per world; the proposals' steps beside them."""
+    if not result.get("worlds"):
+        return None
+    steps = [p for p in (result.get("proposals") or []) if "result" in p]
+    fig, axes = plt.subplots(1, 3 if steps else 2, figsize=(16 if steps else 11, 4.2))
+    throughput, latency = axes[0], axes[1]
+    if steps:
+        plot_proposals(axes[2], steps)
+    for w in result["worlds"].values():
+        cs = [x["clients"] for x in w["runs"]]
+        label = f"{human(w['tenants'])} tenants"
+        throughput.plot(cs, [x["routing"]["tps"] for x in w["runs"]], "o-", label=f"route_inbound_message, {label}")
+        throughput.plot(cs, [x["baseline"]["tps"] for x in w["runs"]], "s--", label=f"baseline insert, {label}")
+        latency.plot(cs, [x["routing"]["latency_ms"]["p99"] for x in w["runs"]], "o-", label=f"routing p99, {label}")
+        latency.plot(cs, [x["routing"]["latency_ms"]["p50"] for x in w["runs"]], "^:", label=f"routing p50, {label}")
+    throughput.axhline(GOAL_MSG_S, color="grey", lw=0.8, ls=":")
+    throughput.text(1, GOAL_MSG_S, " goal 3,000/s", va="bottom", fontsize=8, color="grey")
+    for ax in (throughput, latency):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(result["clients"]), [str(c) for c in result["clients"]])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=7)
+    throughput.set(xlabel="pgbench clients", ylabel="messages / s", title="Inbound routing throughput")
+    latency.set(xlabel="pgbench clients", ylabel="ms", title="Routing latency")
+    return fig
+
+
+def plot_proposals(ax: Axes, steps: list[Result]) -> None:
+    labels = [p["name"].replace("routing_", "") for p in steps]
+    most = max(x["clients"] for x in steps[0]["result"]["runs"])
+    for k, (clients, color) in enumerate(((1, "tab:blue"), (most, "tab:orange"))):
+        runs = [next(x for x in p["result"]["runs"] if x["clients"] == clients) for p in steps]
+        xs = [i + (k - 0.5) * 0.4 for i in range(len(steps))]
+        ax.bar(xs, [x["routing"]["tps"] for x in runs], 0.4, color=color, label=f"routing, {clients} client(s)")
+        ax.plot(xs, [x["baseline"]["tps"] for x in runs], "k_", markersize=18, label="baseline" if k == 0 else None)
+    ax.set_xticks(range(len(steps)), labels, fontsize=7)
+    ax.set(ylabel="messages / s", title="Proposals (cumulative, large world)")
+    ax.legend(fontsize=7)
+
+
+def outcomes(world: Result) -> str:
+    """'82.2% delivered, 8.8% landlord_disabled, ...', most frequent first."""
+    shares = sorted(world["routing_outcomes"].items(), key=lambda x: -x[1])
+    return ", ".join(f"{100 * v:.1f}% {k}" for k, v in shares)
+
+
+RUN_COLUMNS: list[Column] = [
+    ("clients", at("clients")),
+    ("routing msg/s", at("routing.tps")),
+    ("p50 ms", at("routing.latency_ms.p50")),
+    ("p99 ms", at("routing.latency_ms.p99")),
+    ("baseline rows/s", at("baseline.tps")),
+    ("p50 ms", at("baseline.latency_ms.p50")),
+    ("p99 ms", at("baseline.latency_ms.p99")),
+    ("routing / baseline", at("ratio_tps")),
+]
+
+
+def runs_table(world: Result) -> str:
+    return columns_table(RUN_COLUMNS, world["runs"])
+
+
+def proposals_table(steps: list[Result]) -> str:
+    rows: list[list[object]] = []
+    for p in steps:
+        if "result" not in p:
+            rows.append([p["name"], "does not apply", "", "", "", "", ""])
+            continue
+        rows += [
+            [
+                p["name"],
+                x["clients"],
+                x["routing"]["tps"],
+                x["routing"]["latency_ms"]["p50"],
+                x["routing"]["latency_ms"]["p99"],
+                x["baseline"]["tps"],
+                x["ratio_tps"],
+            ]
+            for x in p["result"]["runs"]
+        ]
+    header = ["step", "clients", "routing msg/s", "p50 ms", "p99 ms", "baseline rows/s", "routing / baseline"]
+    return table(header, rows)
+
+
+BENCHMARK = Benchmark(
+    name="inbound_routing",
+    measure=measure,
+    worlds=("small", "large"),
+    proposals="routing",
+    measure_proposal=measure_proposal,
+    goals=goals,
+    plot=plot,
+    report=lambda r: {"outcomes": outcomes, "runs_table": runs_table, "proposals_table": proposals_table},
+)

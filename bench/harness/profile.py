@@ -1,0 +1,95 @@
+"""Profiles: how much data and how long each measurement runs (--quick, --scale)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bench.harness.numbers import human
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """A generated data set: tenants and messages (bench/sql/world_*.sql)."""
+
+    name: str
+    tenants: int
+    messages: int
+
+    def label(self) -> str:
+        return f"{human(self.tenants)} tenants / {human(self.messages)} messages"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long one pgbench run lasts: seconds (time-boxed, full runs) or transactions per client (quick runs)."""
+
+    seconds: int = 0
+    transactions: int = 0
+
+    def warm(self) -> Budget:
+        """The shorter run that warms caches and plan caches before a measured one."""
+        if self.seconds:
+            return Budget(seconds=max(1, self.seconds // 4))
+        return Budget(transactions=max(10, self.transactions // 5))
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    mode: str  # "quick" or "full"
+    scale: float
+    small: World  # the 1x world (scale baseline)
+    large: World  # the 10x world (headline figures)
+    route: Budget  # each pgbench run of inbound routing and its baseline
+    proposal_route: Budget  # the same in the proposals' steps
+    inbox: Budget  # each inbox query
+    lookup: Budget  # cache question parts
+    upkeep: Budget  # each kind of change, with and without triggers
+    breakdown_calls: int  # messages routed under auto_explain (cache question)
+    mv_refreshes: int
+    mv_concurrent_refreshes: int
+    http_s: int
+    http_workers: tuple[int, ...]
+    backfill_rows: int
+    clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
+    http_connections: int = 8  # wrk connections
+
+
+def make_profile(quick: bool, scale: float) -> Profile:
+    def world(name: str, tenants: int, messages: int) -> World:
+        return World(name, max(200, int(tenants * scale)), max(2000, int(messages * scale)))
+
+    if quick:
+        return Profile(
+            "quick",
+            scale,
+            world("small", 1_000, 10_000),
+            world("large", 10_000, 100_000),
+            route=Budget(transactions=100),
+            proposal_route=Budget(transactions=100),
+            inbox=Budget(transactions=150),
+            lookup=Budget(transactions=200),
+            upkeep=Budget(transactions=60),
+            breakdown_calls=60,
+            mv_refreshes=2,
+            mv_concurrent_refreshes=1,
+            http_s=2,
+            http_workers=(2,),
+            backfill_rows=max(1000, int(10_000 * scale)),
+        )
+    return Profile(
+        "full",
+        scale,
+        world("small", 100_000, 1_000_000),
+        world("large", 1_000_000, 10_000_000),
+        route=Budget(seconds=10),
+        proposal_route=Budget(seconds=8),
+        inbox=Budget(seconds=5),
+        lookup=Budget(seconds=8),
+        upkeep=Budget(seconds=5),
+        breakdown_calls=500,
+        mv_refreshes=3,
+        mv_concurrent_refreshes=2,
+        http_s=10,
+        http_workers=(2, 4),
+        backfill_rows=max(1000, int(1_000_000 * scale)),
+    )
