@@ -6,6 +6,17 @@ do $$ begin
   perform public.configure_whatsapp('{"phone_number_id": "100000000000001", "display_phone_number": "15550000001"}');
 end $$;
 
+-- Templates approved in WhatsApp Manager for the central number (the consent request is ZenRent's own:
+-- "{{1}} ({{2}}) would like to message you on WhatsApp through ZenRent. Is this your landlord?" with
+-- quick replies Yes / Not my landlord / Report spam). Registering is for support or the service role.
+begin;
+set local role service_role;
+select public.approve_whatsapp_template('zenrent_consent_request', 'en', 'utility', 2);
+select public.approve_whatsapp_template('rent_reminder', 'en_GB', 'utility', 3);      -- {{1}} landlord, {{2}} property, {{3}} date
+select public.approve_whatsapp_template('invoice_ready', 'en_GB', 'utility', 2);
+select public.approve_whatsapp_template('maintenance_visit', 'en_GB', 'utility', 3);
+commit;
+
 -- Landlords: Alice Hart (multi-WABA user with history), Bob Okafor (shares a tenant with Alice),
 -- Carol Singh (not yet on WhatsApp). Support: Sam Support.
 

@@ -271,6 +271,79 @@ returns uuid language sql stable security definer set search_path = '' as $$
   order by m.created_at limit 1
 $$;
 
+-- World builders (as postgres) ------------------------------------------------------------------
+-- A landlord with a profile.
+create or replace function tests.add_landlord(identifier text, full_name text, opted_in boolean default true)
+returns uuid language plpgsql security definer set search_path = '' as $$
+declare
+  id uuid := tests.create_supabase_user(identifier);
+begin
+  insert into public.user_profiles (id, full_name, email, whatsapp_enabled, whatsapp_opted_in_at)
+  values (id, add_landlord.full_name, identifier || '@test.zenrent', opted_in, case when opted_in then now() end);
+  return id;
+end
+$$;
+-- A tenancy of a landlord: a property, a tenant with this phone (as typed) and an active lease.
+create or replace function tests.add_tenancy(identifier text, tenant_name text, phone text, address text)
+returns uuid language plpgsql security definer set search_path = '' as $$
+declare
+  landlord uuid := tests.get_supabase_uid(identifier);
+  property uuid;
+  tenant uuid;
+begin
+  insert into public.properties (user_id, address) values (landlord, add_tenancy.address) returning id into property;
+  insert into public.tenants (user_id, name, phone) values (landlord, tenant_name, add_tenancy.phone) returning id into tenant;
+  insert into public.leases (tenant_id, property_id, status, start_date) values (tenant, property, 'active', '2025-01-01');
+  return tenant;
+end
+$$;
+-- What the tenant said about a landlord, as if they had tapped it.
+create or replace function tests.link(identifier text, phone text, state text default 'confirmed')
+returns text language sql security definer set search_path = '' as $$
+  select private.set_link_state(tests.get_supabase_uid(identifier), phone, state,
+                                case when state = 'confirmed' then 'consent_yes' else 'consent_no' end)
+$$;
+create or replace function tests.link_state(identifier text, phone text)
+returns text language sql stable security definer set search_path = '' as $$
+  select private.link_state(tests.get_supabase_uid(identifier), phone)
+$$;
+-- A tap on an interactive reply button or list row (kind 'button_reply' / 'list_reply'), or on a
+-- template's quick reply (kind 'button'), carrying the option id ZenRent sent.
+create or replace function tests.tap(wamid text, sender text, token text, kind text default 'button_reply')
+returns jsonb language sql set search_path = '' as $$
+  select tests.route_as_webhook(case when kind = 'button'
+    then jsonb_build_object('from', sender, 'id', wamid, 'timestamp', tests.unix_ts(), 'type', 'button',
+                            'button', jsonb_build_object('payload', token, 'text', 'Yes'))
+    else jsonb_build_object('from', sender, 'id', wamid, 'timestamp', tests.unix_ts(), 'type', 'interactive',
+                            'interactive', jsonb_build_object('type', kind, kind, jsonb_build_object('id', token, 'title', 'x')))
+    end)
+$$;
+-- ZenRent's newest queued message to a phone for a reason (consent_request, picker, picker_ack, ...).
+create or replace function tests.zenrent_message(phone text, reason text)
+returns public.whatsapp_messages language sql stable security definer set search_path = '' as $$
+  select m from public.whatsapp_messages m
+  where m.tenant_phone = phone and m.direction = 'outgoing' and m.routing_status = 'system'
+    and tests.routing_metadata(m.id) ->> 'reason' = reason
+  order by m.created_at desc, m.id desc limit 1
+$$;
+-- The option ids of an interactive or template message, in order.
+create or replace function tests.option_tokens(m public.whatsapp_messages)
+returns text[] language sql immutable set search_path = '' as $$
+  select coalesce(
+    (select array_agg(b -> 'reply' ->> 'id' order by o) from jsonb_array_elements(m.interactive -> 'action' -> 'buttons') with ordinality x (b, o)),
+    (select array_agg(r ->> 'id' order by o) from jsonb_array_elements(m.interactive -> 'action' -> 'sections' -> 0 -> 'rows') with ordinality x (r, o)),
+    (select array_agg(c -> 'parameters' -> 0 ->> 'payload' order by o) from jsonb_array_elements(m.template -> 'components') with ordinality x (c, o)
+     where c ->> 'type' = 'button'))
+$$;
+
+-- A template as registered after approval in WhatsApp Manager (test bookkeeping; the RPC is 40-'s).
+create or replace function tests.register_template(name text, language text, body_parameter_count integer)
+returns void language sql security definer set search_path = '' as $$
+  insert into private.whatsapp_templates (name, language, category, body_parameter_count)
+  values (name, language, 'utility', body_parameter_count)
+  on conflict on constraint whatsapp_templates_pkey do update set body_parameter_count = excluded.body_parameter_count
+$$;
+
 -- Executing the helpers needs nothing special; what they switch to is what is tested. Test
 -- files add their own helpers to this schema, executable by every test actor too.
 grant execute on all functions in schema tests to anon, authenticated, service_role;

@@ -1,6 +1,6 @@
 -- public.route_inbound_message(): every routing status with its recorded decision, the
--- ambiguity rules (reply context, recent outbound in an established conversation, otherwise
--- held + one clarification a day), a hostile landlord never capturing another landlord's
+-- ambiguity rules (reply context, the tenant's confirmed landlord, otherwise held + one picker a
+-- day; consent and the picker in detail: 40-), a hostile landlord never capturing another landlord's
 -- tenant, one conversation per landlord and phone, idempotency, the conversation counters,
 -- STOP / START, the courtesy reply, every message type Meta sends, malformed input.
 -- Phones 4474002000xx are used only here (the seed uses 447700900xxx).
@@ -242,10 +242,10 @@ select results_eq(
   $$ values ('ambiguous', null::uuid, null::uuid, null::uuid, 'several_landlords',
              (select array_agg(u::text order by u::text) from unnest(array[tests.get_supabase_uid('ri_alice'), tests.get_supabase_uid('ri_bob')]) u)) $$,
   'two landlords, no reply context, no recent outbound: held as ambiguous with both candidates recorded');
-select is(tests.system_replies('447400200002', 'clarification'), 1, 'a clarification reply is queued to the tenant');
+select is(tests.system_replies('447400200002', 'picker'), 1, 'the tenant is sent the picker');
 select tests.route('p2_2', tests.text_message('wamid.RI_P2_2', '447400200002', 'Hello?', 450));
-select results_eq($$ select (tests.routed_message('p2_2')).routing_status, tests.system_replies('447400200002', 'clarification') $$,
-  $$ values ('ambiguous', 1) $$, 'the next ambiguous message queues no second clarification that day');
+select results_eq($$ select (tests.routed_message('p2_2')).routing_status, tests.system_replies('447400200002', 'picker') $$,
+  $$ values ('ambiguous', 1) $$, 'the next ambiguous message queues no second picker that day');
 select is_empty($$ select 1 from public.whatsapp_conversations c where c.tenant_phone = '447400200002' $$,
   'an ambiguous message opens no conversation for anyone');
 
@@ -269,43 +269,43 @@ select results_eq(
              (select m.id from public.whatsapp_messages m where m.wamid = 'wamid.RI_OUT_A2')) $$,
   'a reply (context.id) to Alice''s outbound message goes to Alice''s conversation');
 
--- Now Alice's conversation has an inbound and an outbound within 24 h: she is the one.
+-- A reply decides that message only: the next plain one is ambiguous again (the old "recent
+-- outbound" rule is gone: a landlord could buy it by writing every day).
 select tests.route('p2_5', tests.text_message('wamid.RI_P2_5', '447400200002', 'One more thing'));
 select results_eq($$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_5') m $$,
-  $$ values ('delivered', tests.get_supabase_uid('ri_alice'), 'recent_outbound_in_established_conversation') $$,
-  'exactly one landlord with an outbound in the last 24 h in a conversation with prior inbound: that landlord');
+  $$ values ('ambiguous', null::uuid, 'several_landlords') $$,
+  'Alice''s recent outbound in a conversation the tenant wrote in does not pick her');
 
 reset role;
 select tests.outbound('ri_bob', '447400200002', 'wamid.RI_OUT_B2', 3600);
 select tests.authenticate_as_service_role();
 select tests.route('p2_6', tests.text_message('wamid.RI_P2_6', '447400200002', 'And another'));
 select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_6') m $$,
-  $$ values (tests.get_supabase_uid('ri_alice'), 'recent_outbound_in_established_conversation') $$,
-  'Bob''s outbound in a conversation the tenant never answered does not compete');
+  $$ values (null::uuid, 'several_landlords') $$,
+  'nor does Bob''s');
 select tests.route('p2_7', tests.text_message('wamid.RI_P2_7', '447400200002', 'Bob: parking is fine', 0, 'wamid.RI_OUT_B2'));
 select results_eq($$ select m.landlord_id, m.conversation_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_7') m $$,
   $$ values (tests.get_supabase_uid('ri_bob'), (tests.conversation('ri_bob', '447400200002')).id, 'reply_context') $$,
   'a reply to Bob''s message goes to Bob, even though Alice wrote more recently');
 select tests.route('p2_8', tests.text_message('wamid.RI_P2_8', '447400200002', 'Which of you is this?'));
 select results_eq(
-  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', tests.system_replies('447400200002', 'clarification')
+  $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule', tests.system_replies('447400200002', 'picker')
      from tests.routed_message('p2_8') m $$,
   $$ values ('ambiguous', null::uuid, 'several_landlords', 1) $$,
-  'two landlords with recent outbound in established conversations: ambiguous again, still one clarification a day');
+  'two landlords the tenant wrote to: ambiguous again, still one picker a day');
 reset role;
-update public.whatsapp_messages set sent_at = now() - interval '25 hours' where wamid = 'wamid.RI_OUT_A2';
--- Alice's only outbound to P2 is now outside the 24 h window; Bob's is inside.
+select tests.link('ri_bob', '447400200002');   -- the tenant confirms Bob (a tap; see 40-)
 select tests.authenticate_as_service_role();
-select tests.route('p2_9', tests.text_message('wamid.RI_P2_9', '447400200002', 'Only Bob wrote today'));
+select tests.route('p2_9', tests.text_message('wamid.RI_P2_9', '447400200002', 'Only Bob is confirmed'));
 select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_9') m $$,
-  $$ values (tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
-  'outbound older than 24 h does not count');
+  $$ values (tests.get_supabase_uid('ri_bob'), 'only_confirmed_candidate') $$,
+  'the one landlord the tenant confirmed receives plain messages');
 reset role;
 select tests.outbound('ri_alice', '447400200001', 'wamid.RI_OUT_A1', 60);
 select tests.authenticate_as_service_role();
 select tests.route('p2_10', tests.text_message('wamid.RI_P2_10', '447400200002', 'Quoting a message to someone else', 0, 'wamid.RI_OUT_A1'));
 select results_eq($$ select m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from tests.routed_message('p2_10') m $$,
-  $$ values (tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
+  $$ values (tests.get_supabase_uid('ri_bob'), 'only_confirmed_candidate') $$,
   'a context.id of a message sent to another phone is not a reply context');
 select tests.route('p2_dup', tests.text_message('wamid.RI_P2_1', '447400200002', 'Hi, who gets this?', 500));
 select results_eq($$ select r ->> 'routing_status', (r ->> 'duplicate')::boolean, r ->> 'message_id' from tests.r('p2_dup') r $$,
@@ -318,7 +318,7 @@ select tests.authenticate_as('ri_alice');
 select is_empty($$ select m.id from public.whatsapp_messages m where m.wamid in ('wamid.RI_P2_1', 'wamid.RI_P2_2', 'wamid.RI_P2_8', 'wamid.RI_P2_7') $$,
   'Alice sees neither the ambiguous messages nor the one routed to Bob');
 select results_eq($$ select c.landlord_id, c.unread_count from public.whatsapp_conversations c where c.tenant_phone = '447400200002' $$,
-  $$ values (tests.get_supabase_uid('ri_alice'), 3) $$,
+  $$ values (tests.get_supabase_uid('ri_alice'), 1) $$,
   'Alice sees her own conversation with the shared phone, counting only the messages routed to her');
 select tests.authenticate_as('ri_dora');
 select is_empty($$ select m.id from public.whatsapp_messages m where m.wamid = 'wamid.RI_P3_1' $$,
@@ -349,8 +349,8 @@ select tests.route('p6_4', tests.text_message('wamid.RI_P6_4', '447400200006', '
 select results_eq(
   $$ select k, (tests.routed_message(k)).landlord_id, tests.routing_metadata((tests.routed_message(k)).id) ->> 'rule' from unnest(array['p6_3', 'p6_4']) k $$,
   $$ values ('p6_3', tests.get_supabase_uid('ri_bob'), 'reply_context'),
-            ('p6_4', tests.get_supabase_uid('ri_bob'), 'recent_outbound_in_established_conversation') $$,
-  'the tenant replying to Bob re-establishes Bob; Hank''s unanswered outbound never competes');
+            ('p6_4', null::uuid, 'several_landlords') $$,
+  'the tenant replying to Bob reaches Bob; the next plain message is for the tenant to place (picker)');
 reset role;
 select tests.authenticate_as('ri_hank');
 select is_empty($$ select m.id from public.whatsapp_messages m where m.tenant_phone = '447400200006' and m.direction = 'incoming' $$,

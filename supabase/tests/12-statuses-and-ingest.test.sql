@@ -323,8 +323,8 @@ select is_empty($$ select 1 from public.whatsapp_messages where wamid like 'wami
 -- configure_whatsapp -----------------------------------------------------------------------------
 select tests.authenticate_as_service_role();
 select results_eq(
-  $$ select s ->> 'phone_number_id', s ->> 'default_country', s ->> 'clarification_reply_text'
-     from public.configure_whatsapp('{"clarification_reply_text": "Please reply to your landlord''s message.", "default_country": "gb"}') s $$,
+  $$ select s ->> 'phone_number_id', s ->> 'default_country', s ->> 'picker_text'
+     from public.configure_whatsapp('{"picker_text": "Please reply to your landlord''s message.", "default_country": "gb"}') s $$,
   $$ values ('109990000000012', 'GB', 'Please reply to your landlord''s message.') $$,
   'service_role configures the central number; unnamed settings are kept');
 select throws_ok($$ select public.configure_whatsapp('{"phone_number": "1"}') $$, '22023', 'unknown setting ''phone_number''',

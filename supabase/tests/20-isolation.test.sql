@@ -52,7 +52,10 @@ insert into public.whatsapp_accounts (id, user_id, waba_id, phone_number_id, sta
 insert into public.whatsapp_messages (user_id, wamid, from_phone, to_phone, direction, body, status) values
   (tests.get_supabase_uid('iso_owner'), 'wamid.iso.legacy', '447700900601', '442079460001', 'incoming', 'old history', 'read');
 
--- Both landlords already wrote to Shirley; her replies (context.id) say which one she answers.
+-- Both landlords already wrote to Shirley (she confirmed both); her replies (context.id) say which one she answers.
+select tests.link('iso_owner', '447700900602');
+select tests.link('iso_second', '447700900602');
+select tests.register_template('hello_tenant', 'en', 1);
 insert into public.whatsapp_conversations (id, landlord_id, tenant_id, tenant_phone, property_id) values
   ('e0000000-0000-4000-8000-000000000002', tests.get_supabase_uid('iso_owner'), 'b0000000-0000-4000-8000-000000000002', '447700900602', 'a0000000-0000-4000-8000-000000000001'),
   ('e0000000-0000-4000-8000-000000000012', tests.get_supabase_uid('iso_second'), 'b0000000-0000-4000-8000-000000000012', '447700900602', 'a0000000-0000-4000-8000-000000000011');
@@ -294,7 +297,7 @@ select isnt(public.send_whatsapp_message(tests.conversation_id('iso_owner', '447
 select results_eq($$ select body, landlord_signature, status from public.whatsapp_messages where wamid is null and direction = 'outgoing' $$,
   $$ values ('Thanks Shirley', 'From Olivia Owner via ZenRent:', 'queued') $$,
   'owner sees her queued reply (body without prefix, signature apart)');
-select isnt(public.send_whatsapp_template(tests.conversation_id('iso_owner', '447700900602'), 'rent_reminder', 'en_GB', '["May"]'), null,
+select isnt(public.send_whatsapp_template(tests.conversation_id('iso_owner', '447700900602'), 'rent_reminder', 'en_GB', '["Flat 2", "1 May"]'), null,
   'owner: send_whatsapp_template in her conversation queues a template');
 select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('iso_owner', '447700900601'), 'active'),
   'owner: reactivates her conversation');
@@ -363,31 +366,33 @@ select is(tests.affected($$ update public.leases set status = 'ended' where id =
   'hostile landlord cannot end Olivia''s lease (filtered)');
 select isnt(public.start_whatsapp_conversation('b0000000-0000-4000-8000-000000000031'), null,
   'hostile landlord may open a conversation with her own tenant');
-select isnt(public.send_whatsapp_template(tests.conversation_id('iso_hostile', '447700900601'), 'hello_tenant', 'en'), null,
-  'hostile landlord may send a template to it');
+select is(tests.refusal_of(format('select public.send_whatsapp_template(%L, %L, %L)',
+  tests.conversation_id('iso_hostile', '447700900601'), 'hello_tenant', 'en')), '55000 consent_pending',
+  'but no template of hers goes to it: Victor has not confirmed her (ZenRent asks him instead)');
 reset role;
 
 -- Victor writes again, after the hostile lease; the hostile template was sent meanwhile.
 select tests.authenticate_as_service_role();
-select results_eq($$ select to_phone, kind, template -> 'components' -> 0 -> 'parameters' -> 0 ->> 'text'
-                     from public.claim_outbound_messages(1000) where to_phone = '447700900601' and kind = 'template' $$,
-  $$ values ('447700900601', 'template', 'Harriet Hostile') $$,
-  'service role claims the hostile landlord''s template (her own name on it)');
+select results_eq($$ select to_phone, kind, payload -> 'interactive' -> 'body' ->> 'text' like '%Harriet Hostile%'
+                     from public.claim_outbound_messages(1000) where to_phone = '447700900601' $$,
+  $$ values ('447700900601', 'interactive', true) $$,
+  'service role claims ZenRent''s consent request about the hostile landlord (her own name on it)');
 select is(public.complete_outbound_message(
-  (select id from public.whatsapp_messages where landlord_id = tests.get_supabase_uid('iso_hostile') and outbound_kind = 'template'),
+  (select id from public.whatsapp_messages where landlord_id = tests.get_supabase_uid('iso_hostile') and routing_status = 'system'),
   'wamid.iso.out.h601') ->> 'status', 'sent', 'service role records it as sent');
-select is(public.route_inbound_message(tests.text_message('wamid.iso.6', '447700900601', 'Boiler broken')) ->> 'routing_status',
-  'ambiguous', 'Victor''s next message is held as ambiguous, not delivered to the hostile landlord');
-select is(public.route_inbound_message(tests.text_message('wamid.iso.7', '447700900601', 'Still broken')) ->> 'routing_status',
-  'ambiguous', 'a recent outbound message in a conversation Victor never wrote in does not capture him either');
+select is(public.route_inbound_message(tests.text_message('wamid.iso.6', '447700900601', 'Boiler broken')) ->> 'landlord_id',
+  tests.get_supabase_uid('iso_owner')::text, 'Victor''s next message goes to Olivia, the landlord he confirmed by writing');
+select is(public.route_inbound_message(tests.text_message('wamid.iso.7', '447700900601', 'Still broken', 0, 'wamid.iso.out.h601'))
+  ->> 'landlord_id', tests.get_supabase_uid('iso_owner')::text,
+  'even a reply to the request about the hostile landlord does not reach her');
 reset role;
 select is_empty($$ select 1 from public.whatsapp_messages
-                   where wamid in ('wamid.iso.6', 'wamid.iso.7') and (landlord_id is not null or conversation_id is not null) $$,
-  'held messages carry no landlord and no conversation');
+                   where wamid in ('wamid.iso.6', 'wamid.iso.7') and landlord_id is distinct from tests.get_supabase_uid('iso_owner') $$,
+  'both carry Olivia as their landlord, nobody else');
 
 select tests.authenticate_as('iso_hostile');
 select results_eq($$ select wamid from public.whatsapp_messages $$, array['wamid.iso.out.h601'],
-  'hostile landlord sees only her own template, none of Victor''s messages');
+  'hostile landlord sees only the consent request about her, none of Victor''s messages');
 select is_empty($$ select 1 from public.whatsapp_messages where direction = 'incoming' $$,
   'hostile landlord has received nothing from Victor');
 select results_eq($$ select landlord_id, unread_count, last_inbound_at from public.whatsapp_conversations $$,
@@ -428,16 +433,16 @@ select throws_ok($$ select * from private.tenant_landlord_routing where tenant_p
   'hostile landlord cannot read the routing table');
 reset role;
 select results_eq($$ select unread_count, status from public.whatsapp_conversations where id = tests.conversation_id('iso_owner', '447700900601') $$,
-  $$ values (0, 'active') $$, 'Olivia''s conversation is untouched by the hostile landlord');
+  $$ values (2, 'active') $$, 'Olivia''s conversation counts Victor''s two new messages, whatever the hostile landlord did');
 
--- Once Olivia writes to Victor, his next message is hers again, never the hostile landlord's.
+-- Olivia writes to Victor; his answer is hers, never the hostile landlord's.
 select tests.authenticate_as('iso_owner');
 select isnt(public.send_whatsapp_message(tests.conversation_id('iso_owner', '447700900601'), 'Sending the plumber'), null,
   'owner replies to Victor');
 reset role;
 select tests.authenticate_as_service_role();
 select is(public.route_inbound_message(tests.text_message('wamid.iso.8', '447700900601', 'Thanks!')) ->> 'landlord_id',
-  tests.get_supabase_uid('iso_owner')::text, 'Victor''s answer reaches Olivia (recent outbound in her established conversation)');
+  tests.get_supabase_uid('iso_owner')::text, 'Victor''s answer reaches Olivia (the landlord he confirmed)');
 reset role;
 select tests.authenticate_as('iso_hostile');
 select is_empty($$ select 1 from public.whatsapp_messages where direction = 'incoming' $$,

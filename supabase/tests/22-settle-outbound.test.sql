@@ -42,10 +42,10 @@ select is(public.settle_outbound_message('c5000000-0000-4000-8000-000000000002',
 reset role;
 select is((select error_title from public.whatsapp_messages where id = 'c5000000-0000-4000-8000-000000000002'),
   'failed after review: tenant changed number', 'the note is kept with the failure');
-select results_eq($$ select action, actor_id, reason from private.support_audit_log
+select results_eq($$ select action, actor_kind, actor_id, reason from private.support_audit_log
                     where message_id in ('c5000000-0000-4000-8000-000000000001', 'c5000000-0000-4000-8000-000000000002') order by id $$,
-  $$ values ('requeue_outbound', tests.get_supabase_uid('so_support'), 'not in the tenant''s chat'),
-            ('fail_outbound', '00000000-0000-0000-0000-000000000000'::uuid, 'tenant changed number') $$,
+  $$ values ('requeue_outbound', 'support', tests.get_supabase_uid('so_support'), 'not in the tenant''s chat'),
+            ('fail_outbound', 'service', null::uuid, 'tenant changed number') $$,
   'both settlements are audited with who and why');
 
 select * from finish();

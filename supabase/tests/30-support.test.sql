@@ -68,6 +68,10 @@ select tests.route_text('wamid.HM_P4_A', '447400500004', 'Hello Dora', 300);
 select tests.route_text('wamid.HM_P5_A', '447400500005', 'Cheap crypto, click here', 200);
 select tests.route_text('wamid.HM_P6_A', '447400500006', 'Please call me back', 100);
 select tests.route_text('wamid.HM_P7_A', '447400500007', 'Thanks Alice', 50);
+-- The tenants have since confirmed these landlords (consent taps, 40-), so support needs no reason.
+select tests.link('hm_alice', '447400500001');
+select tests.link('hm_bob', '447400500001');
+select tests.link('hm_alice', '447400500006');
 
 select results_eq(
   $$ select m.wamid, m.routing_status from public.whatsapp_messages m
@@ -271,7 +275,7 @@ update private.routing_pins set expires_at = now() - interval '1 second' where p
 select tests.route_text('wamid.HM_P1_C', '447400500001', 'Hello again', 20);
 select results_eq(
   $$ select m.routing_status, m.landlord_id, tests.routing_metadata(m.id) ->> 'rule' from public.whatsapp_messages m where m.wamid = 'wamid.HM_P1_C' $$,
-  $$ values ('ambiguous', null::uuid, 'several_landlords') $$,
+  $$ values ('ambiguous', null::uuid, 'several_confirmed_landlords') $$,
   'once the pin has expired the phone is ambiguous again');
 
 update private.routing_pins set expires_at = now() + interval '30 days' where phone = '447400500001';
@@ -289,8 +293,8 @@ select results_eq(
 
 -- Assign to a non-candidate: only with a reason; never a pin -------------------------------------
 select tests.authenticate_as('hm_sup');
-select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve')) $$,
-  '22023', 'this landlord is not one of the message''s routing candidates', 'assigning to a non-candidate without a reason is refused (22023)');
+select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve')) $$),
+  '22023 invalid_value', 'assigning to a non-candidate without a reason is refused (22023)');
 select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 0, '   ') $$,
   '22023', null, 'a blank reason is no reason (22023)');
 select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id('wamid.HM_P2_A'), tests.get_supabase_uid('hm_eve'), 7, 'Tenant phoned') $$), '22023 invalid_value', 'a pin for a non-candidate is refused even with a reason (22023)');
