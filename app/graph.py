@@ -36,27 +36,26 @@ MAX_RETRY_AFTER_S = 3600
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One row returned by public.claim_outbound_messages()."""
+    """One row returned by public.claim_outbound_messages(): `payload` is the exact JSON body to
+    POST to /{phone_number_id}/messages, built in SQL (private.outbound_payload)."""
 
     id: UUID
     to_phone: str
     kind: str
-    text_body: str | None
-    template: Mapping[str, Any] | None
     attempt_count: int
+    payload: Mapping[str, Any]
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OutboundMessage:
-        template = row.get("template")
-        if isinstance(template, str):
-            template = json.loads(template)
+        payload = row.get("payload")
+        if isinstance(payload, str):
+            payload = json.loads(payload)
         return cls(
             id=row["id"],
             to_phone=row["to_phone"],
             kind=row["kind"],
-            text_body=row.get("text_body"),
-            template=template,
             attempt_count=row.get("attempt_count") or 0,
+            payload=payload if isinstance(payload, Mapping) else {},
         )
 
 
@@ -98,31 +97,23 @@ class InvalidMessage(ValueError):
     """A claimed row that cannot be turned into a Graph API request (never retried)."""
 
 
-def build_message_body(msg: OutboundMessage) -> dict[str, Any]:
-    """The JSON body of POST /{phone_number_id}/messages for one queued message."""
-    if not msg.to_phone:
-        raise InvalidMessage("message has no recipient")
-    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": msg.to_phone}
-    if msg.kind == "text":
-        if not msg.text_body or not msg.text_body.strip():
-            raise InvalidMessage("text message without a body")
-        body = {**base, "type": "text", "text": {"body": msg.text_body, "preview_url": False}}
-    elif msg.kind == "template":
-        t = msg.template or {}
-        name = t.get("name")
-        language = t.get("language")
-        code = language.get("code") if isinstance(language, Mapping) else language
-        if not name or not code:
-            raise InvalidMessage("template message without name or language")
-        template: dict[str, Any] = {"name": name, "language": {"code": code}}
-        if t.get("components"):
-            template["components"] = t["components"]
-        body = {**base, "type": "template", "template": template}
-    else:
-        raise InvalidMessage(f"unknown message kind {msg.kind!r}")
-    # Echoed back in every status webhook of this message: how a crashed send is reconciled.
-    body["biz_opaque_callback_data"] = str(msg.id)
-    return body
+def checked_payload(msg: OutboundMessage) -> Mapping[str, Any]:
+    """The claimed message's payload, posted unchanged, once it is sure to be a message Meta can
+    take: for the right recipient, of a known type with its object, and naming the message in
+    biz_opaque_callback_data (how a crashed send is reconciled from status webhooks)."""
+    p = msg.payload
+    kind = p.get("type")
+    if p.get("messaging_product") != "whatsapp" or not msg.to_phone or p.get("to") != msg.to_phone:
+        raise InvalidMessage("payload is not a WhatsApp message for this recipient")
+    if kind not in ("text", "template", "interactive") or kind != msg.kind or not isinstance(p.get(kind), Mapping):
+        raise InvalidMessage(f"payload of unknown or incomplete type {kind!r}")
+    if kind == "text" and not str(p["text"].get("body") or "").strip():
+        raise InvalidMessage("text message without a body")
+    if kind == "template" and not (p["template"].get("name") and p["template"].get("language")):
+        raise InvalidMessage("template message without name or language")
+    if p.get("biz_opaque_callback_data") != str(msg.id):
+        raise InvalidMessage("payload does not name its message in biz_opaque_callback_data")
+    return p
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> int | None:

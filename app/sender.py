@@ -29,7 +29,7 @@ from psycopg_pool import PoolTimeout
 
 from .config import Config
 from .db import Pool, make_pool, transaction_as
-from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, build_message_body
+from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, checked_payload
 from .logging_setup import configure_logging, log_event
 
 log = logging.getLogger("app.sender")
@@ -205,7 +205,7 @@ class Sender:
     def send(self, msg: OutboundMessage) -> Outcome:
         """POST one claimed message and record the outcome. Never raises."""
         try:
-            body = build_message_body(msg)
+            body = checked_payload(msg)
         except InvalidMessage as exc:
             err = SendError(0, f"invalid outbound message: {exc}", retryable=False)
             self.complete(msg, None, err)

@@ -31,7 +31,7 @@ from app.graph import (
     SendError,
     Sent,
     Unknown,
-    build_message_body,
+    checked_payload,
     classify_response,
     parse_retry_after,
 )
@@ -45,60 +45,46 @@ TOM = "447700900123"
 
 
 # -- pure parts ---------------------------------------------------------------------------------
-def _msg(**kw) -> OutboundMessage:
-    base = dict(
-        id=uuid.UUID("11111111-2222-4333-8444-555555555555"),
-        to_phone=TOM,
-        kind="text",
-        text_body="From Alice Hart via ZenRent:\nHello",
-        template=None,
-        attempt_count=1,
-    )
-    return OutboundMessage(**{**base, **kw})
+MSG_ID = uuid.UUID("11111111-2222-4333-8444-555555555555")
+TEXT_PAYLOAD = {
+    "messaging_product": "whatsapp",
+    "recipient_type": "individual",
+    "to": TOM,
+    "type": "text",
+    "text": {"body": "From Alice Hart via ZenRent:\nHello", "preview_url": False},
+    "biz_opaque_callback_data": str(MSG_ID),
+}
 
 
-def test_text_body_is_what_meta_documents():
-    assert build_message_body(_msg()) == {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": TOM,
-        "type": "text",
-        "text": {"body": "From Alice Hart via ZenRent:\nHello", "preview_url": False},
-        "biz_opaque_callback_data": "11111111-2222-4333-8444-555555555555",
-    }
+def _msg(kind: str = "text", **payload: object) -> OutboundMessage:
+    return OutboundMessage(id=MSG_ID, to_phone=TOM, kind=kind, attempt_count=1, payload={**TEXT_PAYLOAD, **payload})
 
 
-def test_template_body_is_what_meta_documents():
+def test_the_payload_from_sql_is_posted_unchanged():
+    assert checked_payload(_msg()) == TEXT_PAYLOAD
     components = [{"type": "body", "parameters": [{"type": "text", "text": "Alice Hart"}]}]
-    body = build_message_body(
-        _msg(
-            kind="template",
-            text_body=None,
-            template={"name": "rent_reminder", "language": {"code": "en_GB"}, "components": components},
-        )
-    )
-    assert body["type"] == "template" and "text" not in body
-    assert body["template"] == {"name": "rent_reminder", "language": {"code": "en_GB"}, "components": components}
-    assert body["biz_opaque_callback_data"] == "11111111-2222-4333-8444-555555555555"
-    # A bare language code is accepted too; no components -> none sent.
-    assert build_message_body(_msg(kind="template", template={"name": "hello_world", "language": "en_US"}))[
-        "template"
-    ] == {"name": "hello_world", "language": {"code": "en_US"}}
+    template = {"name": "rent_reminder", "language": {"code": "en_GB"}, "components": components}
+    assert checked_payload(_msg("template", type="template", template=template))["template"] == template
+    buttons = {"type": "button", "body": {"text": "Who?"}, "action": {"buttons": []}}
+    assert checked_payload(_msg("interactive", type="interactive", interactive=buttons))["interactive"] == buttons
 
 
 @pytest.mark.parametrize(
     "bad",
     [
-        dict(text_body=None),
-        dict(text_body="  "),
-        dict(kind="sms"),
-        dict(to_phone=""),
-        dict(kind="template", template={"name": "x"}),
+        dict(text={"body": "  "}),
+        dict(text=None),
+        dict(type="sms"),
+        dict(to="447700900999"),  # not the claimed recipient
+        dict(messaging_product="sms"),
+        dict(biz_opaque_callback_data=None),  # a crash could not be reconciled
+        dict(type="template", template={"name": "x"}),
     ],
 )
-def test_unsendable_rows_are_refused_before_any_request(bad):
+def test_unsendable_payloads_are_refused_before_any_request(bad):
+    kind = bad["type"] if bad.get("type") in ("template",) else "text"
     with pytest.raises(InvalidMessage):
-        build_message_body(_msg(**bad))
+        checked_payload(_msg(kind, **bad))
 
 
 def test_graph_answers_are_classified():
