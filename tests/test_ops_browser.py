@@ -89,9 +89,9 @@ def people(admin, config) -> Iterator[dict[str, dict[str, str]]]:
     for key, address in (("greta", "Flat 3, 7 Willow Road"), ("hugo", "Garage 12, Mill Lane")):
         landlord = out[key]["id"]
         admin.execute(
-            "insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
-            "values (%s, %s, true, now())",
-            [landlord, out[key]["name"]],
+            "insert into public.user_profiles (id, full_name, email, whatsapp_enabled, whatsapp_opted_in_at) "
+            "values (%s, %s, %s, true, now())",
+            [landlord, out[key]["name"], out[key]["email"]],
         )
         prop = admin.execute(
             "insert into public.properties (user_id, address) values (%s, %s) returning id", [landlord, address]
@@ -219,12 +219,17 @@ def test_support_assigns_and_pins_in_the_browser(browser, server, people, admin,
     texts = sorted(rows.nth(i).inner_text() for i in range(2))
     assert "Greta Gable" in texts[0] and "Flat 3, 7 Willow Road" in texts[0] and "Maya Lund" in texts[0]
     assert "Hugo Hearth" in texts[1] and "Garage 12, Mill Lane" in texts[1]
+    # Who is who: each candidate's email and id, and what the tenant said about them (nothing yet).
+    assert people["greta"]["email"] in texts[0] and people["greta"]["id"] in texts[0] and "unconfirmed" in texts[0]
+    assert people["hugo"]["email"] in texts[1] and "unconfirmed" in texts[1]
     keep = not SCREENSHOT.exists() or os.environ.get("ZR_UPDATE_SCREENSHOTS") == "1"
     page.screenshot(path=str(SCREENSHOT if keep else tmp_path / "ops-queue.png"))
 
-    # Assign & pin to Greta: the message leaves the queue.
+    # Maya has confirmed neither landlord, so support says why it is Greta; assign & pin: the message leaves the queue.
+    greta_row = card.locator("tr", has_text="Greta Gable")
+    greta_row.get_by_label("Reason").fill("Maya confirmed Greta on the phone")
     with page.expect_navigation():
-        card.locator("tr", has_text="Greta Gable").get_by_role("button", name="Assign & pin 30 days").click()
+        greta_row.get_by_role("button", name="Assign & pin 30 days").click()
     assert page.url == f"{server}/ops/"
     assert (
         page.get_by_role("status").filter(has_text="Message delivered to the landlord, phone pinned until").is_visible()

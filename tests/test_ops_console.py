@@ -82,9 +82,9 @@ def _user(admin, role: str, name: str, *, support: bool = False) -> User:
     )
     if not support:
         admin.execute(
-            "insert into public.user_profiles (id, full_name, whatsapp_enabled, whatsapp_opted_in_at) "
-            "values (%s, %s, true, now())",
-            [user.id, name],
+            "insert into public.user_profiles (id, full_name, email, whatsapp_enabled, whatsapp_opted_in_at) "
+            "values (%s, %s, %s, true, now())",
+            [user.id, name, user.email],
         )
     return user
 
@@ -117,6 +117,13 @@ def world(admin) -> World:
                 "insert into public.leases (tenant_id, property_id, status, start_date) "
                 "values (%s, %s, 'active', '2025-01-01')",
                 [t, prop],
+            )
+            # Tara confirmed both landlords (taps on their consent requests): her messages stay
+            # ambiguous, and support assigns to either without a reason.
+            admin.execute(
+                "insert into public.whatsapp_tenant_links (landlord_id, tenant_phone, state, state_via, "
+                "state_changed_at) values (%s, %s, 'confirmed', 'consent_yes', now())",
+                [landlord.id, f"{PHONE}{digit}"],
             )
     yield w
     _cleanup(admin)
@@ -414,8 +421,7 @@ def test_dismiss_via_the_form(support, admin, world):
 def test_a_refusal_by_the_database_is_a_flash_not_a_500(support, admin, world):
     message_id = held(admin, "4", "Console test: refusals")
     page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id)
-    assert "this landlord is not one of the message's routing candidates" in page
-    assert "give a reason to assign it to another landlord (22023)" in page
+    assert "a reason is required: not a routing candidate" in page and "(22023)" in page
     page = support.submit(
         f"/ops/messages/{message_id}/assign", landlord_id=world.cecil.id, reason="Moved", pin_days="30"
     )
@@ -597,3 +603,41 @@ def test_metrics_add_up_across_worker_processes(config, tmp_path):
     assert samples[("zenrent_webhook_requests_total", (("status", "401"),))] == 2
     assert samples[("zenrent_webhook_request_seconds_count", ())] == 2
     assert samples[("zenrent_database_up", ())] == 1
+
+
+def test_support_tells_look_alike_candidates_apart_and_gives_a_reason_for_an_unconfirmed_one(support, admin, world):
+    """A landlord copied Olive's display name and typed her tenant's phone in: the queue shows
+    both with their email and id, the link state, and that the names are the same; assigning to
+    either (neither is confirmed) needs a reason, which the form asks for."""
+    copycat = _user(admin, "copycat", world.olive.name)
+    for landlord, address in ((world.olive, "10 Console Court"), (copycat, "10 Console Court")):
+        prop = admin.execute(
+            "insert into public.properties (user_id, address) values (%s, %s) returning id", [landlord.id, address]
+        ).fetchone()["id"]
+        t = admin.execute(
+            "insert into public.tenants (user_id, name, phone) values (%s, 'Una Known', %s) returning id",
+            [landlord.id, f"+{PHONE}6"],
+        ).fetchone()["id"]
+        admin.execute(
+            "insert into public.leases (tenant_id, property_id, status, start_date) "
+            "values (%s, %s, 'active', '2025-01-01')",
+            [t, prop],
+        )
+    message_id = held(admin, "6", "Console test: which Olive?")
+    page = support.page()
+    card = page[page.index(f'data-message-id="{message_id}"') :].split("</section>")[0]
+    assert card.count("same name as another candidate") == 2
+    assert world.olive.email in card and copycat.email in card and copycat.id in card and world.olive.id in card
+    assert card.count('class="badge link-unconfirmed"') == 2 and card.count('name="reason" required') >= 2
+    page = support.submit(f"/ops/messages/{message_id}/assign", landlord_id=world.olive.id)
+    assert "a reason is required" in page and "the tenant has not confirmed this landlord" in page and "(22023)" in page
+    assert message(admin, message_id)["routing_status"] == "ambiguous"
+    page = support.submit(
+        f"/ops/messages/{message_id}/assign", landlord_id=world.olive.id, reason="Una confirmed by phone"
+    )
+    assert "Message delivered to the landlord." in page
+    assert message(admin, message_id)["landlord_id"] == world.olive.id
+    [entry] = admin.execute(
+        "select reason, details from private.support_audit_log where message_id = %s", [message_id]
+    ).fetchall()
+    assert entry["reason"] == "Una confirmed by phone" and entry["details"]["link_state"] == "unconfirmed"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -122,6 +123,16 @@ def logout() -> ResponseReturnValue:
     resp.delete_cookie(COOKIE, path="/ops")
     session.pop("csrf", None)
     return resp
+
+
+@bp.app_template_filter("age")
+def age(value: str | datetime | None) -> str:
+    """How long ago an ISO timestamp was, for people ("today", "3 days ago")."""
+    if not value:
+        return ""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    days = (datetime.now(UTC) - at).days
+    return "today" if days < 1 else "1 day ago" if days == 1 else f"{days} days ago"
 
 
 @bp.get("/")
