@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from app.client import (
     Blocked,
+    ConsentPending,
     EmptyBody,
     InvalidValue,
     LandlordClient,
@@ -86,7 +87,7 @@ def admin(config) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(scope="module")
 def world(admin) -> Iterator[World]:
-    roles = ["shared", "story", "rules", "x1", "x2", "x3", "pages", "l3"]
+    roles = ["shared", "story", "rules", "x1", "x2", "x3", "pages", "l3", "pick"]
     w = World(
         str(uuid.uuid4()),
         str(uuid.uuid4()),
@@ -115,6 +116,8 @@ def world(admin) -> Iterator[World]:
         owners = {
             "shared": w.l1,
             "shared2": w.l2,
+            "pick": w.l1,
+            "pick2": w.l2,
             "story": w.l1,
             "rules": w.l1,
             "x1": w.l1,
@@ -124,7 +127,7 @@ def world(admin) -> Iterator[World]:
             "l3": w.l3,
         }
         for role, owner in owners.items():
-            phone = w.phones["shared" if role == "shared2" else role]
+            phone = w.phones[{"shared2": "shared", "pick2": "pick"}.get(role, role)]
             typed = f"+44 7700 {phone[-6:]}"  # as a landlord types it
             tid = admin.execute(
                 "insert into public.tenants (user_id, name, phone) values (%s, %s, %s) returning id::text",
@@ -258,6 +261,36 @@ def tenant_writes(
         webhook, config, world, {"contacts": [{"profile": {"name": "A tenant"}, "wa_id": phone}], "messages": messages}
     )
     return summary["messages"]
+
+
+def consent_token(admin, landlord: str, phone: str, answer: int = 0) -> str:
+    """The option id of ZenRent's newest consent request about a landlord (0 yes, 1 no, 2 report):
+    a reply button inside the 24-hour window, a template quick reply outside it."""
+    row = admin.execute(
+        "select m.interactive, m.template from public.whatsapp_messages m where m.landlord_id = %s "
+        "and m.tenant_phone = %s and m.routing_status = 'system' order by m.created_at desc limit 1",
+        [landlord, phone],
+    ).fetchone()
+    if row["interactive"]:
+        return str(row["interactive"]["action"]["buttons"][answer]["reply"]["id"])
+    buttons = [c for c in row["template"]["components"] if c["type"] == "button"]
+    return str(buttons[answer]["parameters"][0]["payload"])
+
+
+def tenant_taps(webhook, config, world: World, phone: str, token: str, *, quick_reply: bool = False) -> dict[str, Any]:
+    """The tenant taps an option: an interactive button_reply, or a template's quick reply (type button)."""
+    wamid = f"wamid.CLIENTTEST{uuid.uuid4().hex}"
+    world.wamids.append(wamid)
+    msg: dict[str, Any] = {"from": phone, "id": wamid, "timestamp": str(int(time.time()))}
+    if quick_reply:
+        msg |= {"type": "button", "button": {"payload": token, "text": "Yes, my landlord"}}
+    else:
+        msg |= {
+            "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": token, "title": "Yes"}},
+        }
+    [result] = deliver(webhook, config, world, {"messages": [msg]})["messages"]
+    return result
 
 
 def meta_reports(
@@ -409,6 +442,13 @@ def test_shared_tenant_phone_each_landlord_sees_only_their_own(
     # the second landlord sends a template, and the tenant replies to it.
     with pytest.raises(WindowClosed):
         l2.send_message(c2, "Hi Daniel, your parking invoice is attached.")
+    # Neither is confirmed by the tenant: starting the conversation sent ZenRent's consent request,
+    # and a template waits for the tenant's Yes.
+    with pytest.raises(ConsentPending) as pending:
+        l2.send_template(c2, "invoice_ready", "en_GB", ["parking space 12"])
+    assert (pending.value.sqlstate, pending.value.keyword) == ("55000", "consent_pending")
+    tap = tenant_taps(webhook, config, world, phone, consent_token(admin, world.l2, phone))
+    assert tap["routing_status"] == "system" and tap["landlord_id"] is None  # an answer to ZenRent, for nobody
     out = l2.send_template(c2, "invoice_ready", "en_GB", ["parking space 12"])
     send_queued(config, sender_pool, fake, admin, out)
     [posted] = fake.for_message(out)
@@ -426,7 +466,8 @@ def test_shared_tenant_phone_each_landlord_sees_only_their_own(
         l1.send_message(c1, "Hello from the other landlord")
     assert l2.get_conversation(c2).unread_count == 1
     assert l1.list_messages(c2).items == []
-    assert l1.list_messages(c1).items == []
+    # The first landlord's conversation holds only ZenRent's consent request about them, nothing from the tenant.
+    assert [(m.direction, m.type) for m in l1.list_messages(c1).items] == [("outgoing", "interactive")]
     assert l1.get_conversation(c1).unread_count == 0
 
     # The first landlord cannot touch the second's conversation through any RPC, nor learn it exists.
@@ -476,6 +517,10 @@ def test_refusals_are_typed_exceptions_with_sqlstate_message_and_hint(world, con
         l1.send_message(conv, "Hello!")
     assert (err.value.sqlstate, err.value.keyword) == ("55000", "window_closed")
     assert "send_whatsapp_template" in err.value.hint
+    with pytest.raises(ConsentPending):  # nor a template, until the tenant confirms the landlord
+        l1.send_template(conv, "rent_reminder", "en_GB", ["Flat 2", "1 December"])
+    # The tenant never wrote, so ZenRent asked with its approved template; they tap its quick reply.
+    tenant_taps(webhook, config, world, phone, consent_token(admin, world.l1, phone), quick_reply=True)
     template_id = l1.send_template(conv, "rent_reminder", "en_GB", ["Flat 2", "1 December"])
     template = l1.get_message(template_id)
     assert template.outbound_kind == "template" and template.status == "queued"
@@ -662,3 +707,49 @@ def test_the_clients_default_select_star_returns_only_own_rows(world, config, we
         assert all(r[owner_column] == me for r in rows), table
         assert not {"raw", "routing_metadata"} & {k for r in rows for k in r}
     assert l1.supabase.table(table).select("*").execute().data, f"{table}: the first landlord has rows to see"
+
+
+# -- the picker, end to end over HTTP -------------------------------------------------------------
+def test_a_shared_phone_tenant_picks_their_landlord_and_the_held_messages_follow(
+    world, config, webhook, fake, sender_pool, admin, l1, l2
+):
+    """Two landlords claim one phone and the tenant confirmed neither: the tenant's messages are held,
+    the picker goes out through the sender to (fake) Meta, the tenant taps a row, and the held
+    messages appear in the chosen landlord's inbox, in order, and nowhere else."""
+    phone = world.phones["pick"]
+    held = tenant_writes(webhook, config, world, phone, "Is the bike shed mine too?")
+    held += tenant_writes(webhook, config, world, phone, "Hello?")
+    assert [h["routing_status"] for h in held] == ["ambiguous", "ambiguous"]
+    picker = admin.execute(
+        "select m.id from public.whatsapp_messages m join private.whatsapp_message_details d on d.message_id = m.id "
+        "where m.tenant_phone = %s and d.routing_metadata ->> 'reason' = 'picker'",
+        [phone],
+    ).fetchall()
+    assert len(picker) == 1  # one picker a day, however many messages are held
+    send_queued(config, sender_pool, fake, admin, picker[0]["id"])
+    [posted] = fake.for_message(picker[0]["id"])
+    body = posted.body
+    assert (body["to"], body["type"], body["interactive"]["type"]) == (phone, "interactive", "button")
+    assert body["context"]["message_id"] == held[0]["wamid"]  # in reply to the first held message
+    buttons = body["interactive"]["action"]["buttons"]
+    first_names = sorted(n.split()[0] for n in (L1_NAME, L2_NAME))  # options in display-name order
+    assert [b["reply"]["title"].split()[1] for b in buttons] == first_names
+    assert all(len(b["reply"]["title"]) <= 20 and b["reply"]["id"].startswith("zr") for b in buttons)
+    assert len(body["interactive"]["body"]["text"]) <= 1024
+    chosen = next(
+        b for b in buttons if L2_NAME.split()[0] in b["reply"]["title"]
+    )  # the tenant picks the second landlord
+
+    tap = tenant_taps(webhook, config, world, phone, chosen["reply"]["id"])
+    assert tap["routing_status"] == "system"
+    conv = conversation_for(l2, phone)
+    assert conv is not None and conv.unread_count == 2
+    inbox = [m.body for m in l2.list_messages(conv.id).items if m.is_from_tenant]
+    assert inbox == ["Hello?", "Is the bike shed mine too?"]  # newest first, both held messages, in order
+    assert conversation_for(l1, phone) is None  # the other landlord sees nothing
+    assert l1.supabase.table("whatsapp_messages").select("id").eq("tenant_phone", phone).execute().data == []
+    # The tenant's next message goes to the chosen landlord; an old option is no error.
+    [nxt] = tenant_writes(webhook, config, world, phone, "Thanks")
+    assert (nxt["routing_status"], nxt["landlord_id"]) == ("delivered", world.l2)
+    again = tenant_taps(webhook, config, world, phone, "zr" + "0" * 32)
+    assert again["routing_status"] == "system"
