@@ -4,7 +4,7 @@
 -- hostile landlord tried on the old rules (capture, disruption, spam) are replayed and fail.
 -- Phones 4474006000xx are used only here.
 begin;
-select plan(97);
+select plan(99);
 
 -- Setup (postgres) ----------------------------------------------------------------------------
 select tests.add_landlord('cp_rita', 'Rita Real');
@@ -285,6 +285,10 @@ select is(tests.route_text('wamid.CP_04_1', '447400600004', 'Hello') ->> 'routin
   'two confirmed candidates: ambiguous');
 select is(jsonb_array_length((tests.zenrent_message('447400600004', 'picker')).interactive -> 'action' -> 'buttons'), 2,
   'the picker offers the two confirmed landlords, not the unconfirmed third');
+select is(tests.tap('wamid.CP_04_PICK', '447400600004', (tests.option_tokens(tests.zenrent_message('447400600004', 'picker')))[2],
+                    'list_reply') ->> 'routing_status', 'system', 'a pick arrives as a list_reply too');
+select results_eq($$ select landlord_id, routing_status from public.whatsapp_messages where wamid = 'wamid.CP_04_1' $$,
+  format($f$ values (%L::uuid, 'delivered') $f$, tests.get_supabase_uid('cp_rita')), 'and files the held message with Rita');
 select tests.outbound('cp_otto', '447400600004', 'wamid.CP_OTTO_OUT', 600);
 select is(tests.route_text('wamid.CP_04_2', '447400600004', 'Yes, Tuesday works', 0, 'wamid.CP_OTTO_OUT') ->> 'landlord_id',
   tests.get_supabase_uid('cp_otto')::text, 'a reply to Otto''s message goes to Otto');
