@@ -254,7 +254,7 @@ select throws_ok($$ select * from private.landlord_notifications $$, '42501', nu
 select throws_ok($$ select * from private.pending_message_statuses $$, '42501', null, 'owner cannot read pending statuses');
 select throws_ok($$ select * from private.webhook_errors $$, '42501', null, 'owner cannot read webhook errors');
 select throws_ok($$ select private.is_opted_out('447700900602') $$, '42501', null, 'owner cannot ask whether a phone opted out');
-select throws_ok($$ select private.routing_sync_tenant('b0000000-0000-4000-8000-000000000012') $$, '42501', null,
+select throws_ok($$ select private.routing_sync_pair('447700900602', gen_random_uuid()) $$, '42501', null,
   'owner cannot run security definer routing internals');
 select throws_ok($$ select private.current_landlord() $$, '42501', null, 'owner cannot call RPC internals');
 select throws_ok($$ select private.queue_system_reply('447700900601', 'spam', 'x') $$, '42501', null,

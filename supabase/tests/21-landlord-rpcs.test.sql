@@ -64,8 +64,9 @@ select is(public.set_whatsapp_opt_in(true) ->> 'whatsapp_enabled', 'true', 'set_
 select results_eq($$ select whatsapp_enabled, whatsapp_opted_in_at = now(), whatsapp_notifications_enabled from public.user_profiles $$,
   $$ values (true, true, true) $$, 'enabling sets whatsapp_opted_in_at (notifications untouched)');
 reset role;
-select is((select bool_and(landlord_whatsapp_enabled) from private.tenant_landlord_routing where landlord_id = tests.get_supabase_uid('rpc_carl')),
-  true, 'the routing table follows the opt-in in the same transaction');
+select is((select bool_and((c ->> 'enabled')::boolean) from jsonb_array_elements(private.routing_candidates('447700900711')) c
+            where (c ->> 'landlord_id')::uuid = tests.get_supabase_uid('rpc_carl')),
+  true, 'routing sees the opt-in in the same transaction');
 update public.user_profiles set whatsapp_opted_in_at = '2026-01-01T00:00:00Z' where id = tests.get_supabase_uid('rpc_carl');
 select tests.authenticate_as('rpc_carl');
 select is(public.set_whatsapp_opt_in(true) ->> 'whatsapp_opted_in_at', '2026-01-01T00:00:00+00:00',
@@ -90,8 +91,9 @@ select results_eq($$ select whatsapp_enabled, whatsapp_opted_in_at from public.u
 select results_eq($$ select status, error_title from public.whatsapp_messages where body = 'Queued before opting out' $$,
   $$ values ('failed', 'cancelled: the landlord turned WhatsApp off') $$, 'the queued reply is failed as cancelled');
 reset role;
-select is((select bool_or(landlord_whatsapp_enabled) from private.tenant_landlord_routing where landlord_id = tests.get_supabase_uid('rpc_carl')),
-  false, 'the routing table follows the opt-out in the same transaction');
+select is((select bool_or((c ->> 'enabled')::boolean) from jsonb_array_elements(private.routing_candidates('447700900711')) c
+            where (c ->> 'landlord_id')::uuid = tests.get_supabase_uid('rpc_carl')),
+  false, 'routing sees the opt-out in the same transaction');
 select results_eq($$ select r ->> 'routing_status', r ->> 'landlord_id' from tests.route_text('wamid.rpc.711b', '447700900711', 'Still there?') r $$,
   $$ values ('landlord_disabled', null::text) $$, 'after opting out, the next inbound message is held as landlord_disabled');
 select tests.authenticate_as('rpc_carl');
