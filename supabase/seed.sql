@@ -11,10 +11,14 @@ end $$;
 -- quick replies Yes / Not my landlord / Report spam). Registering is for support or the service role.
 begin;
 set local role service_role;
-select public.approve_whatsapp_template('zenrent_consent_request', 'en', 'utility', 2);
-select public.approve_whatsapp_template('rent_reminder', 'en_GB', 'utility', 3);      -- {{1}} landlord, {{2}} property, {{3}} date
-select public.approve_whatsapp_template('invoice_ready', 'en_GB', 'utility', 2);
-select public.approve_whatsapp_template('maintenance_visit', 'en_GB', 'utility', 3);
+do $$
+begin
+  perform public.approve_whatsapp_template('zenrent_consent_request', 'en', 'utility', 2);
+  perform public.approve_whatsapp_template('rent_reminder', 'en_GB', 'utility', 3);      -- {{1}} landlord, {{2}} property, {{3}} date
+  perform public.approve_whatsapp_template('invoice_ready', 'en_GB', 'utility', 2);
+  perform public.approve_whatsapp_template('maintenance_visit', 'en_GB', 'utility', 3);
+end
+$$;
 commit;
 
 -- Landlords: Alice Hart (multi-WABA user with history), Bob Okafor (shares a tenant with Alice),

@@ -717,8 +717,9 @@ def test_a_shared_phone_tenant_picks_their_landlord_and_the_held_messages_follow
     the picker goes out through the sender to (fake) Meta, the tenant taps a row, and the held
     messages appear in the chosen landlord's inbox, in order, and nowhere else."""
     phone = world.phones["pick"]
-    held = tenant_writes(webhook, config, world, phone, "Is the bike shed mine too?")
-    held += tenant_writes(webhook, config, world, phone, "Hello?")
+    now = int(time.time())
+    held = tenant_writes(webhook, config, world, phone, "Is the bike shed mine too?", at=now - 60)
+    held += tenant_writes(webhook, config, world, phone, "Hello?", at=now - 30)
     assert [h["routing_status"] for h in held] == ["ambiguous", "ambiguous"]
     picker = admin.execute(
         "select m.id from public.whatsapp_messages m join private.whatsapp_message_details d on d.message_id = m.id "

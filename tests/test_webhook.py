@@ -265,34 +265,63 @@ def test_body_over_3_mb_is_413_json(client, config):
     assert resp.is_json and resp.get_json()["error"]["code"] == "request_entity_too_large"
 
 
-def test_delivery_for_another_phone_number_is_refused_whole(client, config, db, suffix):
+def dead_letters_since(db, first_id: int) -> list[dict[str, Any]]:
+    return db.execute(
+        "select source, error_code, item from private.webhook_dead_letters where id > %s order by id", [first_id]
+    ).fetchall()
+
+
+def last_dead_letter_id(db) -> int:
+    return int(db.execute("select coalesce(max(id), 0) as n from private.webhook_dead_letters").fetchone()["n"])
+
+
+def test_delivery_for_another_phone_number_is_kept_as_a_dead_letter(client, config, db, suffix):
+    """A retry can never fix a change for another number: 200, and the change kept whole for support."""
+    before = last_dead_letter_id(db)
     payload = load("other_phone_number", suffix)
     resp = post(client, payload, config.app_secret)
-    assert resp.status_code == 400
-    err = resp.get_json()["error"]
-    assert err["code"] == "22023"
-    assert "199999999999999" in err["message"] and err["hint"]
+    assert resp.status_code == 200 and resp.get_json()["dead_letters"] == 1
     assert count(db, message_wamids(payload)[0]) == 0
+    [dead] = dead_letters_since(db, before)
+    assert (dead["source"], dead["error_code"]) == ("change", "22023")
+    assert dead["item"] == payload["entry"][0]["changes"][0]
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "source"),
     [
-        lambda p: p.pop("entry"),
-        lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0].pop("from"),
-        lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0]["text"].pop("body"),
+        (lambda p: p.pop("entry"), "body"),
+        (lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0].pop("from"), "message"),
+        (lambda p: p["entry"][0]["changes"][0]["value"]["messages"][0]["text"].pop("body"), "message"),
     ],
     ids=["no-entry", "message-without-from", "text-without-body"],
 )
-def test_malformed_payload_is_400_with_the_database_message(client, config, db, suffix, mutate):
+def test_a_malformed_item_is_kept_as_a_dead_letter_and_answered_200(client, config, db, suffix, mutate, source):
+    before = last_dead_letter_id(db)
     payload = load("message_text", suffix)
     wamid = message_wamids(payload)[0]
     mutate(payload)
     resp = post(client, payload, config.app_secret)
-    assert resp.status_code == 400
-    err = resp.get_json()["error"]
-    assert err["code"] == "22023" and err["message"] and err["hint"]
+    assert resp.status_code == 200 and resp.get_json()["dead_letters"] == 1
     assert count(db, wamid) == 0
+    [dead] = dead_letters_since(db, before)
+    assert dead["source"] == source and dead["error_code"] == "22023"
+
+
+def test_one_bad_message_never_costs_its_neighbours(client, config, db, suffix):
+    """The story: a signed batch with a valid message and one whose `from` is "123456" was refused whole."""
+    before = last_dead_letter_id(db)
+    payload = load("message_text", suffix)
+    good = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    bad = {**good, "id": good["id"] + ".bad", "from": "123456"}
+    payload["entry"][0]["changes"][0]["value"]["messages"].append(bad)
+    resp = post(client, payload, config.app_secret)
+    assert resp.status_code == 200
+    summary = resp.get_json()
+    assert [m["wamid"] for m in summary["messages"]] == [good["id"]] and summary["dead_letters"] == 1
+    assert count(db, good["id"]) == 1 and count(db, bad["id"]) == 0
+    [dead] = dead_letters_since(db, before)
+    assert dead["item"] == bad  # kept whole
 
 
 def test_other_errors_are_json_too(client):

@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 ROUTING_TRIGGERS = [
     ("public.tenants", "tenants_routing"),
     ("public.leases", "leases_routing"),
-    ("public.properties", "properties_routing"),
-    ("public.user_profiles", "user_profiles_routing"),
+    ("public.properties", "properties_routing_moves"),
 ]
 ROUTING_DIFF = """
 select (select count(*) from (table private.tenant_landlord_routing except all
