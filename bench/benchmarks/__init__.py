@@ -8,6 +8,7 @@ section of the report in <name>.md.tmpl next to it.
 from bench.benchmarks import (
     backfill,
     cache_question,
+    flood,
     inbound_routing,
     inbox_rls,
     routing_upkeep,
@@ -24,4 +25,5 @@ REGISTRY: list[Benchmark] = [
     routing_upkeep.BENCHMARK,
     scale.BENCHMARK,
     backfill.BENCHMARK,
+    flood.BENCHMARK,
 ]

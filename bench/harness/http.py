@@ -1,4 +1,4 @@
-"""HTTP load on loopback: a gunicorn server under test and wrk driving it (with a bench/*.lua script)."""
+"""HTTP on loopback: a gunicorn server under test, wrk driving it (with a bench/*.lua script), single timed POSTs."""
 
 from __future__ import annotations
 
@@ -114,3 +114,20 @@ def wrk(url: str, lua: Path, env: dict[str, str], seconds: int, connections: int
             "threads": threads,
         }
     )
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 30.0) -> tuple[int, float]:
+    """One POST on a new connection: the HTTP status (0: no answer) and the seconds until the whole answer was read."""
+    assert_loopback(url)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            r.read()
+            status = int(r.status)
+    except urllib.error.HTTPError as e:
+        e.read()
+        status = e.code
+    except OSError:
+        status = 0
+    return status, time.perf_counter() - start

@@ -50,6 +50,10 @@ class Profile:
     http_s: int
     http_workers: tuple[int, ...]
     backfill_rows: int
+    flood_rows: int  # tenants (each with an active lease) a hostile landlord tries to add for one phone
+    flood_s: int  # ... for at most this long
+    flood_posts: int  # signed webhooks per phone (and as many direct ingest calls)
+    flood_posts_s: int  # ... for at most this long per phone and way
     clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
     http_connections: int = 8  # wrk connections
 
@@ -75,6 +79,10 @@ def make_profile(quick: bool, scale: float) -> Profile:
             http_s=2,
             http_workers=(2,),
             backfill_rows=max(1000, int(10_000 * scale)),
+            flood_rows=max(1000, int(5_000 * scale)),
+            flood_s=20,
+            flood_posts=10,
+            flood_posts_s=8,
         )
     return Profile(
         "full",
@@ -92,4 +100,8 @@ def make_profile(quick: bool, scale: float) -> Profile:
         http_s=10,
         http_workers=(2, 4),
         backfill_rows=max(1000, int(1_000_000 * scale)),
+        flood_rows=max(1000, int(1_200_000 * scale)),
+        flood_s=180,
+        flood_posts=50,
+        flood_posts_s=60,
     )
