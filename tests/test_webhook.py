@@ -619,3 +619,13 @@ def test_send_webhook_script_signs_and_posts_a_file(app, config, db, tmp_path, s
         assert bad.returncode != 0 and bad.stdout.startswith("HTTP 401")
     finally:
         server.shutdown()
+
+
+def test_the_inbound_notification_names_no_landlord_or_message(client, config, suffix):
+    """LISTEN zenrent_whatsapp_inbound used to hand any database login every landlord's ids."""
+    with psycopg.connect(config.database_url, autocommit=True) as listener:
+        listener.execute("listen zenrent_whatsapp_inbound")
+        resp = post(client, load("message_text", suffix), config.app_secret)
+        assert resp.status_code == 200 and resp.get_json()["messages"][0]["routing_status"] == "delivered"
+        heard = list(listener.notifies(timeout=5, stop_after=1))
+    assert [n.payload for n in heard] == [""]  # something arrived, nothing about whom
