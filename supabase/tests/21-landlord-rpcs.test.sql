@@ -298,7 +298,7 @@ select lives_ok(format('select public.set_conversation_status(%L, %L)', tests.co
 reset role;
 select results_eq($$ select r ->> 'routing_status', r ->> 'landlord_id' from tests.route_text('wamid.rpc.702b', '447700900702', 'Hello?') r $$,
   $$ values ('delivered', tests.get_supabase_uid('rpc_bob')::text) $$,
-  'unblocked, both are candidates again; the tenant''s exchange with Bob in the last 24 h decides (recent outbound rule)');
+  'unblocked, both are candidates again; Bob is the one the tenant confirmed');
 select tests.authenticate_as('rpc_alice');
 select throws_ok(format('select public.set_conversation_status(%L, %L)', tests.conversation_id('rpc_alice', '447700900701'), 'deleted'),
   '22023', 'invalid conversation status ''deleted''', 'set_conversation_status: invalid status (22023)');
