@@ -1,4 +1,8 @@
-"""GET /metrics in Prometheus text format.
+"""GET /metrics in Prometheus text format, for `Authorization: Bearer <ZR_METRICS_TOKEN>` only.
+
+Anything else is 401 in the service's JSON error shape: the numbers say how busy ZenRent is and
+how support is doing, and a scrape costs database queries. ZR_METRICS_TOKEN is a secret like the
+others (app/config.py): required outside development, where a local default is used.
 
 Works with several gunicorn workers: when PROMETHEUS_MULTIPROC_DIR is set (scripts/run sets it
 and app/gunicorn_conf.py cleans up after dead workers), every worker writes its samples there
@@ -22,6 +26,7 @@ Metrics:
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -29,6 +34,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -42,6 +48,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .db import Pool, transaction_as
+from .http_errors import error_response
+from .logging_setup import log_event
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -137,8 +145,27 @@ def init_app(app: Flask) -> None:
         return response
 
 
+def _refusal() -> tuple[Response, int] | None:
+    """None for the right bearer token; else the 401 answer (constant-time comparison)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        code, message = "missing_token", "/metrics needs a bearer token"
+    else:
+        expected: str = current_app.config["ZR"].metrics_token
+        if expected and hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8")):
+            return None
+        code, message = "invalid_token", "the bearer token for /metrics is wrong"
+    log_event(log, "metrics.refused", level=logging.WARNING, code=code)
+    resp, status = error_response(401, code, message, "send Authorization: Bearer <ZR_METRICS_TOKEN>")
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return resp, status
+
+
 @bp.get("/metrics")
-def metrics() -> Response:
+def metrics() -> ResponseReturnValue:
+    refused = _refusal()
+    if refused is not None:
+        return refused
     # Fresh registries per scrape: registering the database collector on the shared default
     # registry made concurrent scrapes (threaded servers) fail with "Duplicated timeseries".
     database = CollectorRegistry()  # auto_describe off: the database is read once, when generating

@@ -453,8 +453,12 @@ def test_the_status_page_shows_the_counts(support, admin):
 DOCUMENTED = re.findall(r"^\s+(zenrent_\w+)", app.metrics.__doc__, re.M)
 
 
+def bearer(app) -> dict[str, str]:
+    return {"Authorization": f"Bearer {app.config['ZR'].metrics_token}"}
+
+
 def scrape(client) -> dict[tuple[str, tuple], float]:
-    resp = client.get("/metrics")
+    resp = client.get("/metrics", headers=bearer(client.application))
     assert resp.status_code == 200 and resp.mimetype == "text/plain"
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -466,7 +470,7 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
 def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin, config, world, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert len(DOCUMENTED) >= 12 and "zenrent_database_up" in DOCUMENTED
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=bearer(client.application)).get_data(as_text=True)
     for name in DOCUMENTED:
         assert re.search(rf"^# TYPE {name} ", text, re.M), name
 
@@ -549,11 +553,32 @@ def test_metrics_say_when_the_database_is_down(config):
         down.extensions["zr_pool"].close(timeout=0)
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic bG9jYWw6bWV0cmljcw==", "Bearer wrong-token", "Bearer {token}x", "{token}"],
+    ids=["none", "empty", "scheme-only", "blank-token", "basic", "wrong", "longer", "no-scheme"],
+)
+def test_metrics_need_the_bearer_token(client, config, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization.format(token=config.metrics_token)}
+    resp = client.get("/metrics", headers=headers)
+    assert resp.status_code == 401 and resp.is_json
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    error = resp.get_json()["error"]
+    assert error["code"] in ("missing_token", "invalid_token") and error["message"] and error["hint"]
+    assert "zenrent_" not in resp.get_data(as_text=True)
+
+
+def test_metrics_with_the_bearer_token_are_200(client, config):
+    for scheme in ("Bearer", "bearer"):
+        resp = client.get("/metrics", headers={"Authorization": f"{scheme} {config.metrics_token}"})
+        assert resp.status_code == 200 and "zenrent_database_up" in resp.get_data(as_text=True)
+
+
 def test_concurrent_scrapes_all_succeed(app):
     from concurrent.futures import ThreadPoolExecutor
 
     def one(_: int) -> int:
-        return app.test_client().get("/metrics").status_code
+        return app.test_client().get("/metrics", headers=bearer(app)).status_code
 
     with ThreadPoolExecutor(6) as pool:
         assert set(pool.map(one, range(24))) == {200}
@@ -568,7 +593,8 @@ client = app.test_client()
 if sys.argv[1] == "post":
     client.post("/webhooks/whatsapp", data=b"{}", headers={"Content-Type": "application/json"})  # unsigned: 401
 else:
-    sys.stdout.write(client.get("/metrics").get_data(as_text=True))
+    token = app.config["ZR"].metrics_token
+    sys.stdout.write(client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).get_data(as_text=True))
 app.extensions["zr_pool"].close(timeout=0)
 """
 
