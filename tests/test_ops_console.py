@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,9 @@ def world(admin) -> World:
     _cleanup(admin)
 
 
-def route(admin, phone: str, body: str) -> dict[str, Any]:
+def route(admin, phone: str, body: str, contact_name: str | None = None) -> dict[str, Any]:
     """A tenant's message, routed as the webhook would (service role)."""
+    contact = {"profile": {"name": contact_name}, "wa_id": phone} if contact_name else None
     message = {
         "from": phone,
         "id": f"wamid.OPS.{uuid.uuid4().hex}",
@@ -140,13 +142,14 @@ def route(admin, phone: str, body: str) -> dict[str, Any]:
     }
     with admin.transaction():
         admin.execute("set local role service_role")
-        return admin.execute("select public.route_inbound_message(%s::jsonb) as r", [json.dumps(message)]).fetchone()[
-            "r"
-        ]
+        return admin.execute(
+            "select public.route_inbound_message(%s::jsonb, %s::jsonb) as r",
+            [json.dumps(message), json.dumps(contact) if contact else None],
+        ).fetchone()["r"]
 
 
-def held(admin, digit: str, body: str) -> str:
-    r = route(admin, PHONE + digit, body)
+def held(admin, digit: str, body: str, contact_name: str | None = None) -> str:
+    r = route(admin, PHONE + digit, body, contact_name)
     assert r["routing_status"] == "ambiguous", r
     return r["message_id"]
 
@@ -220,6 +223,33 @@ class Console:
         resp = self.post(path, data={"csrf": self.csrf(), **data}, follow_redirects=True)
         assert resp.status_code == 200, resp.status_code
         return html.unescape(resp.get_data(as_text=True))
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+class _BidiOutsideBdi(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.outside: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.depth += tag == "bdi"
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= tag == "bdi"
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 0 and any(c in data for c in BIDI_CONTROLS):
+            self.outside.append(data)
+
+
+def bidi_outside_bdi(page: str) -> list[str]:
+    """Text with a bidi control that is not isolated in a <bdi> (it would reorder the page around it)."""
+    parser = _BidiOutsideBdi()
+    parser.feed(page)
+    return parser.outside
 
 
 def set_cookies(resp) -> dict[str, str]:
@@ -447,6 +477,16 @@ def test_the_status_page_shows_the_counts(support, admin):
     assert re.search(rf"<th>Needing review</th><td>{status['outbound_needs_review']}</td>", page)
     assert re.search(rf"<th>ambiguous</th><td>{status['inbound_last_24h']['ambiguous']}</td>", page)
     assert re.search(rf"<th>Active routing pins</th><td>{status['active_pins']}</td>", page)
+
+
+def test_user_typed_text_in_the_queue_is_isolated_in_bdi(support, admin):
+    """A body or a WhatsApp name with U+202E (right-to-left override) must not reorder the page."""
+    message_id = held(admin, "4", "Console test: invoice \u202egpj.exe", contact_name="Tara \u202eevil")
+    raw = support.get("/ops/").get_data(as_text=True)
+    section = re.search(rf'<section class="msg" data-message-id="{message_id}".*?</section>', raw, re.S).group(0)
+    assert '<bdi class="text">Console test: invoice \u202egpj.exe</bdi>' in section
+    assert "(<bdi>Tara \u202eevil</bdi>)" in section
+    assert bidi_outside_bdi(raw) == []
 
 
 # -- /metrics ----------------------------------------------------------------------------------
