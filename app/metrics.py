@@ -15,6 +15,7 @@ Metrics:
   zenrent_messages_routed_total{routing_status}    new inbound messages by routing decision
   zenrent_message_duplicates_total                 redelivered messages (idempotent no-ops)
   zenrent_status_updates_total{result}             delivery statuses: applied / pending
+  zenrent_webhook_dead_letters_total               signed bodies and items kept as dead letters (never retried)
   zenrent_db_pool_connections{state}               pool connections: size, available, waiting (sum over workers)
   zenrent_database_up                              1 when /metrics could read the database, else 0
   zenrent_held_messages                            held messages awaiting support
@@ -22,6 +23,7 @@ Metrics:
   zenrent_outbound_oldest_queued_seconds           age of the oldest queued message
   zenrent_outbound_failed_24h{code}                failed sends in the last 24 h by Meta error code
   zenrent_webhook_errors_24h                       value.errors[] reported by Meta in the last 24 h
+  zenrent_webhook_dead_letters_24h                 dead letters kept in the last 24 h (all workers, all sources)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -65,6 +68,7 @@ WEBHOOK_SECONDS = Histogram(
 ROUTED = Counter("zenrent_messages_routed_total", "New inbound messages by routing status", ["routing_status"])
 DUPLICATES = Counter("zenrent_message_duplicates_total", "Redelivered inbound messages (no-ops)")
 STATUSES = Counter("zenrent_status_updates_total", "Delivery statuses received", ["result"])
+DEAD_LETTERS = Counter("zenrent_webhook_dead_letters_total", "Webhook bodies and items kept as dead letters")
 POOL = Gauge("zenrent_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum")
 
 
@@ -109,6 +113,27 @@ class DatabaseCollector:
         errors = GaugeMetricFamily("zenrent_webhook_errors_24h", "Errors reported by Meta in webhooks, 24 h")
         errors.add_metric([], s["webhook_errors_last_24h"])
         yield errors
+        dead = GaugeMetricFamily("zenrent_webhook_dead_letters_24h", "Webhook dead letters kept in the last 24 h")
+        dead.add_metric([], _count(s.get("dead_letters_last_24h")))  # 0 until the database reports it
+        yield dead
+
+
+def _count(value: object) -> int:
+    """A non-negative count from a summary or status value; anything else (missing, null, wrong type) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _count_summary(summary: dict[str, Any]) -> None:
+    """Count what a 200 answer to a webhook says happened."""
+    for m in summary.get("messages") or []:
+        if m.get("duplicate"):
+            DUPLICATES.inc()
+        else:
+            ROUTED.labels(m.get("routing_status") or "unknown").inc()
+    for st in summary.get("statuses") or []:
+        STATUSES.labels("applied" if st.get("applied") else "pending").inc()
+    # A whole body the shim kept, or the items ingest_whatsapp_webhook kept (its `dead_letters`).
+    DEAD_LETTERS.inc(1 if summary.get("dead_lettered") is True else _count(summary.get("dead_letters")))
 
 
 def _record_pool(app: Flask) -> None:
@@ -133,14 +158,7 @@ def init_app(app: Flask) -> None:
             WEBHOOK_SECONDS.observe(time.perf_counter() - started)
             WEBHOOK_REQUESTS.labels(str(response.status_code)).inc()
             if response.status_code == 200 and response.is_json:
-                summary = response.get_json(silent=True) or {}
-                for m in summary.get("messages", []):
-                    if m.get("duplicate"):
-                        DUPLICATES.inc()
-                    else:
-                        ROUTED.labels(m.get("routing_status") or "unknown").inc()
-                for st in summary.get("statuses", []):
-                    STATUSES.labels("applied" if st.get("applied") else "pending").inc()
+                _count_summary(response.get_json(silent=True) or {})
         _record_pool(app)
         return response
 
