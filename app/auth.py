@@ -10,8 +10,6 @@ from typing import Any
 
 import jwt
 
-# The Supabase CLI's well-known local JWT secret; production sets ZR_JWT_SECRET to the project's.
-LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 API_ROLES = ("anon", "authenticated", "service_role")
 
 

@@ -1,4 +1,8 @@
-"""GET /metrics in Prometheus text format.
+"""GET /metrics in Prometheus text format, for `Authorization: Bearer <ZR_METRICS_TOKEN>` only.
+
+Anything else is 401 in the service's JSON error shape: the numbers say how busy ZenRent is and
+how support is doing, and a scrape costs database queries. ZR_METRICS_TOKEN is a secret like the
+others (app/config.py): required outside development, where a local default is used.
 
 Works with several gunicorn workers: when PROMETHEUS_MULTIPROC_DIR is set (scripts/run sets it
 and app/gunicorn_conf.py cleans up after dead workers), every worker writes its samples there
@@ -11,6 +15,7 @@ Metrics:
   zenrent_messages_routed_total{routing_status}    new inbound messages by routing decision
   zenrent_message_duplicates_total                 redelivered messages (idempotent no-ops)
   zenrent_status_updates_total{result}             delivery statuses: applied / pending
+  zenrent_webhook_dead_letters_total               signed bodies and items kept as dead letters (never retried)
   zenrent_db_pool_connections{state}               pool connections: size, available, waiting (sum over workers)
   zenrent_database_up                              1 when /metrics could read the database, else 0
   zenrent_held_messages                            held messages awaiting support
@@ -18,17 +23,21 @@ Metrics:
   zenrent_outbound_oldest_queued_seconds           age of the oldest queued message
   zenrent_outbound_failed_24h{code}                failed sends in the last 24 h by Meta error code
   zenrent_webhook_errors_24h                       value.errors[] reported by Meta in the last 24 h
+  zenrent_webhook_dead_letters_24h                 dead letters kept in the last 24 h (all workers, all sources)
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -42,6 +51,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .db import Pool, transaction_as
+from .http_errors import error_response
+from .logging_setup import log_event
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -57,6 +68,7 @@ WEBHOOK_SECONDS = Histogram(
 ROUTED = Counter("zenrent_messages_routed_total", "New inbound messages by routing status", ["routing_status"])
 DUPLICATES = Counter("zenrent_message_duplicates_total", "Redelivered inbound messages (no-ops)")
 STATUSES = Counter("zenrent_status_updates_total", "Delivery statuses received", ["result"])
+DEAD_LETTERS = Counter("zenrent_webhook_dead_letters_total", "Webhook bodies and items kept as dead letters")
 POOL = Gauge("zenrent_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum")
 
 
@@ -101,6 +113,27 @@ class DatabaseCollector:
         errors = GaugeMetricFamily("zenrent_webhook_errors_24h", "Errors reported by Meta in webhooks, 24 h")
         errors.add_metric([], s["webhook_errors_last_24h"])
         yield errors
+        dead = GaugeMetricFamily("zenrent_webhook_dead_letters_24h", "Webhook dead letters kept in the last 24 h")
+        dead.add_metric([], _count(s.get("dead_letters_last_24h")))  # 0 until the database reports it
+        yield dead
+
+
+def _count(value: object) -> int:
+    """A non-negative count from a summary or status value; anything else (missing, null, wrong type) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _count_summary(summary: dict[str, Any]) -> None:
+    """Count what a 200 answer to a webhook says happened."""
+    for m in summary.get("messages") or []:
+        if m.get("duplicate"):
+            DUPLICATES.inc()
+        else:
+            ROUTED.labels(m.get("routing_status") or "unknown").inc()
+    for st in summary.get("statuses") or []:
+        STATUSES.labels("applied" if st.get("applied") else "pending").inc()
+    # A whole body the shim kept, or the items ingest_whatsapp_webhook kept (its `dead_letters`).
+    DEAD_LETTERS.inc(1 if summary.get("dead_lettered") is True else _count(summary.get("dead_letters")))
 
 
 def _record_pool(app: Flask) -> None:
@@ -125,20 +158,32 @@ def init_app(app: Flask) -> None:
             WEBHOOK_SECONDS.observe(time.perf_counter() - started)
             WEBHOOK_REQUESTS.labels(str(response.status_code)).inc()
             if response.status_code == 200 and response.is_json:
-                summary = response.get_json(silent=True) or {}
-                for m in summary.get("messages", []):
-                    if m.get("duplicate"):
-                        DUPLICATES.inc()
-                    else:
-                        ROUTED.labels(m.get("routing_status") or "unknown").inc()
-                for st in summary.get("statuses", []):
-                    STATUSES.labels("applied" if st.get("applied") else "pending").inc()
+                _count_summary(response.get_json(silent=True) or {})
         _record_pool(app)
         return response
 
 
+def _refusal() -> tuple[Response, int] | None:
+    """None for the right bearer token; else the 401 answer (constant-time comparison)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        code, message = "missing_token", "/metrics needs a bearer token"
+    else:
+        expected: str = current_app.config["ZR"].metrics_token
+        if expected and hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8")):
+            return None
+        code, message = "invalid_token", "the bearer token for /metrics is wrong"
+    log_event(log, "metrics.refused", level=logging.WARNING, code=code)
+    resp, status = error_response(401, code, message, "send Authorization: Bearer <ZR_METRICS_TOKEN>")
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return resp, status
+
+
 @bp.get("/metrics")
-def metrics() -> Response:
+def metrics() -> ResponseReturnValue:
+    refused = _refusal()
+    if refused is not None:
+        return refused
     # Fresh registries per scrape: registering the database collector on the shared default
     # registry made concurrent scrapes (threaded servers) fail with "Duplicated timeseries".
     database = CollectorRegistry()  # auto_describe off: the database is read once, when generating

@@ -27,7 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
-from .config import Config
+from .config import Config, ConfigError
 from .db import Pool, make_pool, transaction_as
 from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, checked_payload
 from .logging_setup import configure_logging, log_event
@@ -327,7 +327,11 @@ class Sender:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
-    config = Config.from_env()
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        log_event(log, "sender.config_error", level=logging.ERROR, reason=str(exc))
+        return 2
     # One connection per sending thread, one for claiming and reconciling.
     config = replace(config, db_pool_max=max(config.db_pool_max, config.sender_concurrency + 2))
     pool = make_pool(config, name="zenrent-sender")

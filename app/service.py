@@ -16,7 +16,11 @@ from .logging_setup import configure_logging
 
 
 def create_app(config: Config | None = None) -> Flask:
+    """The service for `config`, or for the environment (Config.from_env). Either way the secrets
+    are checked first (Config.validate): outside ZR_ENV=development a missing or public secret is
+    a ConfigError and nothing starts."""
     config = config or Config.from_env()
+    config.validate()
     configure_logging()
 
     app = Flask(__name__)

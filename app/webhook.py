@@ -1,10 +1,19 @@
 """The WhatsApp Cloud API webhook: Meta's verification handshake and signed event delivery.
 
 POST bodies are verified (X-Hub-Signature-256, HMAC-SHA256 of the raw body with the app secret)
-before anything is parsed, then handed whole to `public.ingest_whatsapp_webhook(payload)` in one
-transaction as `service_role`. The response is 200 only once that transaction has committed;
-anything the database did not commit answers 5xx so that Meta delivers again (delivery is
-idempotent on the wamid, so a redelivered batch changes nothing).
+before anything is parsed; an unsigned or badly signed body is refused (401) and never stored.
+A signed body is then parsed with a depth limit, without recursion errors, and handed whole to
+`public.ingest_whatsapp_webhook(payload)` in one transaction as `service_role`, with every NUL
+(and lone UTF-16 surrogate) in its strings, keys included, replaced by U+FFFD: Postgres cannot
+store those in jsonb and would refuse the whole batch, valid neighbours and all.
+
+The response is 200 only once that transaction has committed; a database that is down or busy
+answers 503 so that Meta delivers again (delivery is idempotent on the wamid, so a redelivered
+batch changes nothing). A signed body the shim cannot use at all (not UTF-8 JSON, nested too
+deep, not an object) can never succeed on a retry: it is kept with
+`public.dead_letter_webhook(body, error)` for support (/ops/dead-letters) and answered 200
+`{"dead_lettered": true}`. No input answers 5xx unless the database is unavailable (or the
+service is broken: a missing migration, the central number not configured).
 """
 
 from __future__ import annotations
@@ -13,6 +22,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import re
+from itertools import accumulate
 from typing import Any
 
 import psycopg
@@ -33,6 +45,29 @@ WEBHOOK_PATH = "/webhooks/whatsapp"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
 WABA_OBJECT = "whatsapp_business_account"
+
+#: The deepest JSON nesting (objects and arrays) a body may have. Meta's deepest payloads are
+#: about 12 levels: object > entry[] > entry > changes[] > change > value > messages[] >
+#: message > contacts[] > contact > phones[] > phone (a shared contact card), or
+#: ... > statuses[] > status > errors[] > error > error_data. 64 leaves room for whatever Meta
+#: adds and keeps json.loads, which recurses, far from Python's recursion limit (~1,000).
+MAX_JSON_DEPTH = 64
+#: The longest error text kept with a dead letter.
+MAX_ERROR_LENGTH = 300
+
+# JSON strings (a closing quote optional, so that an unterminated one cannot make the scan
+# quadratic), then everything that is not a bracket: what is left measures the nesting.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Escapes Postgres cannot store in jsonb: \u0000 (22P05) and a UTF-16 surrogate without its pair
+# (22P02). Escaped backslashes and surrogate pairs are matched first so that they stay as they are
+# (`\\u0000` is a backslash and the text "u0000", not a NUL).
+_UNSTORABLE_ESCAPE = re.compile(
+    r"\\\\"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|(?P<bad>\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
 
 # SQLSTATEs after which a redelivery can succeed: the database is down, restarting, overloaded
 # or lost a race. Class 08 (connection exceptions) is matched by prefix.
@@ -70,27 +105,61 @@ def signature_is_valid(body: bytes, header: str | None, secret: str) -> bool:
     return hmac.compare_digest(expected, provided)
 
 
+class UnusableBody(Exception):
+    """A signed body that no retry can make usable: kept as a dead letter and answered 200."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message[:MAX_ERROR_LENGTH]
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")  # NaN / Infinity: Python accepts them, Postgres does not
 
 
+def _finite_float(literal: str) -> float:
+    """A JSON number with a fraction or exponent, refused outside the range of a double (RFC 8259
+    section 6: what interoperates): Python would read 1e999 as inf and 1e-999 as 0.0, and Postgres
+    refuses exponents that large (22003), which would refuse the whole batch."""
+    value = float(literal)
+    mantissa = literal.lower().partition("e")[0]
+    if not math.isfinite(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
+        raise ValueError(f"number out of range: {literal[:40]}")
+    return value
+
+
+def json_depth(text: str) -> int:
+    """How deeply objects and arrays nest in `text`, without recursion, in linear time. Exact for
+    valid JSON; for anything else json.loads fails anyway."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0)
+
+
+def storable(text: str) -> str:
+    """`text` (valid JSON) with every string escape Postgres cannot store in jsonb (NUL, a lone
+    surrogate), in values and keys alike, replaced by U+FFFD; everything else as it came."""
+    if "\\" not in text:
+        return text
+    return _UNSTORABLE_ESCAPE.sub(lambda m: "\\ufffd" if m["bad"] else m[0], text)
+
+
 def parse_payload(body: bytes) -> tuple[str, dict[str, Any]]:
-    """The body as text (what the database receives, byte for byte) and as a JSON object."""
+    """The body as the text the database receives (storable()) and as a JSON object; raises
+    UnusableBody for what can never be stored: not UTF-8, nested too deep, not JSON, not an object."""
     try:
         text = body.decode("utf-8")
-        payload = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
-        raise WebhookError(
-            400, "invalid_json", "request body is not UTF-8 JSON", "Meta sends application/json; check what was posted"
-        ) from exc
+    except UnicodeDecodeError as exc:
+        raise UnusableBody("invalid_json", f"the body is not UTF-8 (byte {exc.start})") from exc
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise UnusableBody("too_deep", f"JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH}")
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, and int() over 4,300 digits
+        raise UnusableBody("invalid_json", f"the body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
-        raise WebhookError(
-            400,
-            "invalid_payload",
-            "webhook payload must be a JSON object",
-            'expected {"object": "whatsapp_business_account", "entry": [...]}',
-        )
-    return text, payload
+        raise UnusableBody("invalid_payload", f"the body is a JSON {type(payload).__name__}, not an object")
+    return storable(text), payload
 
 
 def classify_db_error(exc: Exception) -> WebhookError:
@@ -143,6 +212,21 @@ def ingest(config: Config, text: str) -> dict[str, Any]:
     return summary
 
 
+def dead_letter(body: bytes, unusable: UnusableBody) -> int:
+    """Keep a signed body that can never be ingested (public.dead_letter_webhook); its id once committed."""
+    pool = current_app.extensions["zr_pool"]
+    # Text Postgres can store whatever the bytes were: invalid UTF-8 and NUL become U+FFFD.
+    text = body.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    try:
+        with transaction_as(pool, "service_role") as conn:
+            row = conn.execute(
+                "select public.dead_letter_webhook(%s, %s) as id", [text, f"{unusable.code}: {unusable.message}"]
+            ).fetchone()
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise classify_db_error(exc) from exc
+    return int(row["id"]) if row else 0
+
+
 def log_summary(summary: dict[str, Any]) -> None:
     for m in summary.get("messages") or []:
         log_event(
@@ -165,6 +249,8 @@ def log_summary(summary: dict[str, Any]) -> None:
         )
     for e in summary.get("errors") or []:
         log_event(log, "webhook.error_item", level=logging.WARNING, detail=json.dumps(e, separators=(",", ":"))[:500])
+    if summary.get("dead_letters"):
+        log_event(log, "webhook.dead_letter_items", level=logging.WARNING, count=summary["dead_letters"])
 
 
 @bp.get(WEBHOOK_PATH)
@@ -184,27 +270,43 @@ def verify_subscription() -> ResponseReturnValue:
     return Response(challenge, status=200, mimetype="text/plain")
 
 
+def verified_body(config: Config) -> bytes:
+    """The raw body, once its X-Hub-Signature-256 is right; WebhookError 401 otherwise (nothing is kept)."""
+    # Reading the body enforces MAX_CONTENT_LENGTH (413) before anything else happens.
+    body = request.get_data(cache=True, as_text=False, parse_form_data=False)
+    if not signature_is_valid(body, request.headers.get(SIGNATURE_HEADER), config.app_secret):
+        log_event(
+            log,
+            "webhook.bad_signature",
+            level=logging.WARNING,
+            present=request.headers.get(SIGNATURE_HEADER) is not None,
+            length=len(body),
+        )
+        raise WebhookError(
+            401,
+            "invalid_signature",
+            f"{SIGNATURE_HEADER} is missing or wrong",
+            "sign the raw body with the app secret: sha256=<hex hmac>",
+        )
+    return body
+
+
+def dead_lettered(body: bytes, unusable: UnusableBody) -> ResponseReturnValue:
+    """Keep the body for support and answer 200: Meta's retries could never make it usable."""
+    kept = dead_letter(body, unusable)
+    log_event(log, "webhook.dead_lettered", level=logging.WARNING, id=kept, code=unusable.code, length=len(body))
+    return jsonify({"dead_lettered": True}), 200
+
+
 @bp.post(WEBHOOK_PATH)
 def receive() -> ResponseReturnValue:
     config: Config = current_app.config["ZR"]
     try:
-        # Reading the body enforces MAX_CONTENT_LENGTH (413) before anything else happens.
-        body = request.get_data(cache=True, as_text=False, parse_form_data=False)
-        if not signature_is_valid(body, request.headers.get(SIGNATURE_HEADER), config.app_secret):
-            log_event(
-                log,
-                "webhook.bad_signature",
-                level=logging.WARNING,
-                present=request.headers.get(SIGNATURE_HEADER) is not None,
-                length=len(body),
-            )
-            raise WebhookError(
-                401,
-                "invalid_signature",
-                f"{SIGNATURE_HEADER} is missing or wrong",
-                "sign the raw body with the app secret: sha256=<hex hmac>",
-            )
-        text, payload = parse_payload(body)
+        body = verified_body(config)
+        try:
+            text, payload = parse_payload(body)
+        except UnusableBody as unusable:
+            return dead_lettered(body, unusable)
         if payload.get("object") != WABA_OBJECT:
             log_event(log, "webhook.ignored", object=str(payload.get("object"))[:100])
             return jsonify({"ignored": True}), 200

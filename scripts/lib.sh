@@ -24,6 +24,14 @@ export ZR_DB_ADMIN_URL="${ZR_DB_ADMIN_URL:-postgresql://supabase_admin:${ZR_DB_A
 export ZR_VENV="${ZR_VENV:-${ZR_ROOT}/.venv}"
 export PATH="${ZR_ROOT}/node_modules/.bin:${ZR_PG_BIN}:${PATH}"
 
+# Local development only: the services run with their built-in, public local secrets
+# (app/config.py; anything but ZR_ENV=development refuses them). Called by the local scripts
+# (run, test, dev-token, dataapi, send-webhook), never here for every script: a deploy
+# (e.g. scripts/migrate-history against the hosted project) must not inherit it.
+use_development_secrets() {
+  export ZR_ENV="${ZR_ENV:-development}"
+}
+
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 

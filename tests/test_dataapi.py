@@ -59,7 +59,9 @@ MESSAGE_COLUMNS = "id,conversation_id,direction,status,body,sent_at,user_id,land
 # -- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def api() -> Iterator[DataApiServer]:
-    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": DATABASE_URL}), port=0).start()
+    server = DataApiServer(
+        DataApiConfig.from_env({"ZR_ENV": "development", "DATABASE_URL": DATABASE_URL}), port=0
+    ).start()
     yield server
     server.stop()
 
@@ -789,7 +791,7 @@ def test_request_settings_are_set_like_postgrest():
 def test_config_refuses_short_secrets_and_reaches_postgres_as_authenticator():
     with pytest.raises(ValueError):
         DataApiConfig(database_url=DATABASE_URL, jwt_secret="short")
-    config = DataApiConfig.from_env({"DATABASE_URL": DATABASE_URL})
+    config = DataApiConfig.from_env({"ZR_ENV": "development", "DATABASE_URL": DATABASE_URL})
     assert conninfo_to_dict(config.database_url)["user"] == "authenticator"
     assert config.jwt_secret == LOCAL_JWT_SECRET
     assert isinstance(ApiError(400, "PGRST100", "m").body(), dict)

@@ -154,7 +154,9 @@ def world(admin) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def api(config) -> Iterator[DataApiServer]:
-    server = DataApiServer(DataApiConfig.from_env({"DATABASE_URL": config.database_url}), port=0).start()
+    server = DataApiServer(
+        DataApiConfig.from_env({"ZR_ENV": "development", "DATABASE_URL": config.database_url}), port=0
+    ).start()
     yield server
     server.stop()
 

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 import app.metrics
+from app import ops as ops_module
+from app import webhook as webhook_module
 from app.config import default_database_url
 from app.ops import COOKIE
 from app.service import create_app
@@ -129,8 +132,9 @@ def world(admin) -> World:
     _cleanup(admin)
 
 
-def route(admin, phone: str, body: str) -> dict[str, Any]:
+def route(admin, phone: str, body: str, contact_name: str | None = None) -> dict[str, Any]:
     """A tenant's message, routed as the webhook would (service role)."""
+    contact = {"profile": {"name": contact_name}, "wa_id": phone} if contact_name else None
     message = {
         "from": phone,
         "id": f"wamid.OPS.{uuid.uuid4().hex}",
@@ -140,13 +144,14 @@ def route(admin, phone: str, body: str) -> dict[str, Any]:
     }
     with admin.transaction():
         admin.execute("set local role service_role")
-        return admin.execute("select public.route_inbound_message(%s::jsonb) as r", [json.dumps(message)]).fetchone()[
-            "r"
-        ]
+        return admin.execute(
+            "select public.route_inbound_message(%s::jsonb, %s::jsonb) as r",
+            [json.dumps(message), json.dumps(contact) if contact else None],
+        ).fetchone()["r"]
 
 
-def held(admin, digit: str, body: str) -> str:
-    r = route(admin, PHONE + digit, body)
+def held(admin, digit: str, body: str, contact_name: str | None = None) -> str:
+    r = route(admin, PHONE + digit, body, contact_name)
     assert r["routing_status"] == "ambiguous", r
     return r["message_id"]
 
@@ -222,6 +227,33 @@ class Console:
         return html.unescape(resp.get_data(as_text=True))
 
 
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+class _BidiOutsideBdi(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.outside: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.depth += tag == "bdi"
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= tag == "bdi"
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 0 and any(c in data for c in BIDI_CONTROLS):
+            self.outside.append(data)
+
+
+def bidi_outside_bdi(page: str) -> list[str]:
+    """Text with a bidi control that is not isolated in a <bdi> (it would reorder the page around it)."""
+    parser = _BidiOutsideBdi()
+    parser.feed(page)
+    return parser.outside
+
+
 def set_cookies(resp) -> dict[str, str]:
     return {h.split("=", 1)[0]: h for h in resp.headers.getlist("Set-Cookie")}
 
@@ -239,7 +271,7 @@ def support(console, config, world) -> Console:
 
 
 # -- signing in ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/ops/", "/ops/status", "/ops/?status=ambiguous"])
+@pytest.mark.parametrize("path", ["/ops/", "/ops/status", "/ops/?status=ambiguous", "/ops/dead-letters"])
 def test_unauthenticated_is_sent_to_sign_in(console, path):
     resp = console.get(path)
     assert resp.status_code == 302
@@ -296,6 +328,7 @@ def test_a_landlord_token_put_in_the_cookie_is_refused_by_the_database(console, 
     assert "support staff only" in page and "(42501)" in page  # Postgres said no, not the Flask code
     assert body not in page
     assert "support staff only" in console.page("/ops/status")
+    assert "support staff only" in console.page("/ops/dead-letters")
 
 
 @pytest.mark.parametrize("role", ["service_role", "anon"])
@@ -447,14 +480,84 @@ def test_the_status_page_shows_the_counts(support, admin):
     assert re.search(rf"<th>Needing review</th><td>{status['outbound_needs_review']}</td>", page)
     assert re.search(rf"<th>ambiguous</th><td>{status['inbound_last_24h']['ambiguous']}</td>", page)
     assert re.search(rf"<th>Active routing pins</th><td>{status['active_pins']}</td>", page)
+    dead = status.get("dead_letters_last_24h", 0)  # the key arrives with the SQL half of issue 15
+    assert f'<td id="dead-letters"><a href="/ops/dead-letters">{dead}</a></td>' in page
+
+
+def test_user_typed_text_in_the_queue_is_isolated_in_bdi(support, admin):
+    """A body or a WhatsApp name with U+202E (right-to-left override) must not reorder the page."""
+    message_id = held(admin, "4", "Console test: invoice \u202egpj.exe", contact_name="Tara \u202eevil")
+    raw = support.get("/ops/").get_data(as_text=True)
+    section = re.search(rf'<section class="msg" data-message-id="{message_id}".*?</section>', raw, re.S).group(0)
+    assert '<bdi class="text">Console test: invoice \u202egpj.exe</bdi>' in section
+    assert "(<bdi>Tara \u202eevil</bdi>)" in section
+    assert bidi_outside_bdi(raw) == []
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+ITEM = {"from": None, "id": "wamid.DEAD", "type": "text", "text": {"body": "pay to \u202e0987 account"}}
+
+
+def dead_letter_body(admin, body: str, error: str) -> int:
+    """A body the shim could not use, kept as the shim keeps it (service role)."""
+    with admin.transaction():
+        admin.execute("set local role service_role")
+        return admin.execute("select public.dead_letter_webhook(%s, %s) as id", [body, error]).fetchone()["id"]
+
+
+def dead_letter_item(admin, item: dict[str, Any]) -> int:
+    """An item ingest_whatsapp_webhook could not use (as the SQL half of issue 15 keeps them)."""
+    return admin.execute(
+        "insert into private.webhook_dead_letters (source, phone_number_id, error_code, error_message, item) "
+        "values ('message', '100000000000001', '22023', 'message has no sender (from)', %s) returning id",
+        [json.dumps(item)],
+    ).fetchone()["id"]
+
+
+def test_dead_letters_show_code_message_and_item_isolated_in_bdi(support, admin):
+    body_id = dead_letter_body(admin, '{"object": "\u202ewhatsapp', "invalid_json: the body is not JSON")
+    item_id = dead_letter_item(admin, ITEM)
+    raw = support.get("/ops/dead-letters").get_data(as_text=True)
+    assert '<a href="/ops/dead-letters">Dead letters</a>' in support.get("/ops/").get_data(as_text=True)  # nav
+    sections = dict(
+        re.findall(r'<section class="msg dead-letter" data-dead-letter-id="(\d+)">(.*?)</section>', raw, re.S)
+    )
+    assert list(sections)[:2] == [str(item_id), str(body_id)]  # newest first
+    item = html.unescape(sections[str(item_id)])
+    assert '<code class="error-code">22023</code>' in item
+    assert '<bdi class="error-message">message has no sender (from)</bdi>' in item
+    shown = re.search(r'<pre class="item"><bdi>(.*?)</bdi></pre>', item, re.S).group(1)
+    assert json.loads(shown) == ITEM and "\n  " in shown  # indented, the characters as they are
+    body = html.unescape(sections[str(body_id)])
+    assert '<bdi class="error-message">invalid_json: the body is not JSON</bdi>' in body
+    assert '<pre class="body"><bdi>{"object": "\u202ewhatsapp</bdi></pre>' in body
+    assert bidi_outside_bdi(raw) == []
+
+
+def test_dead_letters_page_by_keyset(support, admin, monkeypatch):
+    older = dead_letter_body(admin, "not json 1", "invalid_json: first")
+    newer = dead_letter_body(admin, "not json 2", "invalid_json: second")
+    monkeypatch.setattr(ops_module, "DEAD_LETTER_PAGE_SIZE", 1)
+    first = support.get("/ops/dead-letters").get_data(as_text=True)
+    assert re.findall(r'data-dead-letter-id="(\d+)"', first) == [str(newer)]
+    older_link = html.unescape(re.search(r'<a href="([^"]+)">Older →</a>', first).group(1))
+    assert older_link == f"/ops/dead-letters?after={newer}"
+    second = support.get(older_link).get_data(as_text=True)
+    assert re.findall(r'data-dead-letter-id="(\d+)"', second) == [str(older)]
+    assert support.get("/ops/dead-letters?after=12a").status_code == 400
+    assert support.get("/ops/dead-letters?after=-1").status_code == 400
 
 
 # -- /metrics ----------------------------------------------------------------------------------
 DOCUMENTED = re.findall(r"^\s+(zenrent_\w+)", app.metrics.__doc__, re.M)
 
 
+def bearer(app) -> dict[str, str]:
+    return {"Authorization": f"Bearer {app.config['ZR'].metrics_token}"}
+
+
 def scrape(client) -> dict[tuple[str, tuple], float]:
-    resp = client.get("/metrics")
+    resp = client.get("/metrics", headers=bearer(client.application))
     assert resp.status_code == 200 and resp.mimetype == "text/plain"
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -466,7 +569,7 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
 def test_metrics_expose_every_documented_metric_and_count_webhooks(client, admin, config, world, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert len(DOCUMENTED) >= 12 and "zenrent_database_up" in DOCUMENTED
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=bearer(client.application)).get_data(as_text=True)
     for name in DOCUMENTED:
         assert re.search(rf"^# TYPE {name} ", text, re.M), name
 
@@ -549,11 +652,57 @@ def test_metrics_say_when_the_database_is_down(config):
         down.extensions["zr_pool"].close(timeout=0)
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic bG9jYWw6bWV0cmljcw==", "Bearer wrong-token", "Bearer {token}x", "{token}"],
+    ids=["none", "empty", "scheme-only", "blank-token", "basic", "wrong", "longer", "no-scheme"],
+)
+def test_metrics_need_the_bearer_token(client, config, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization.format(token=config.metrics_token)}
+    resp = client.get("/metrics", headers=headers)
+    assert resp.status_code == 401 and resp.is_json
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    error = resp.get_json()["error"]
+    assert error["code"] in ("missing_token", "invalid_token") and error["message"] and error["hint"]
+    assert "zenrent_" not in resp.get_data(as_text=True)
+
+
+def test_metrics_with_the_bearer_token_are_200(client, config):
+    for scheme in ("Bearer", "bearer"):
+        resp = client.get("/metrics", headers={"Authorization": f"{scheme} {config.metrics_token}"})
+        assert resp.status_code == 200 and "zenrent_database_up" in resp.get_data(as_text=True)
+
+
+def test_dead_letters_are_counted_in_metrics(client, config, admin, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    before = scrape(client)
+    headers = {"Content-Type": "application/json"}
+    deep = b"[" * 1000
+    resp = client.post(
+        "/webhooks/whatsapp", data=deep, headers={**headers, "X-Hub-Signature-256": sign(deep, config.app_secret)}
+    )
+    assert resp.get_json() == {"dead_lettered": True}
+    # ingest_whatsapp_webhook reports the items it kept as `dead_letters` (the SQL half of issue 15).
+    monkeypatch.setattr(
+        webhook_module, "ingest", lambda _config, _text: {"messages": [], "statuses": [], "dead_letters": 3}
+    )
+    body = b'{"object": "whatsapp_business_account", "entry": []}'
+    resp = client.post(
+        "/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": sign(body, config.app_secret)}
+    )
+    assert resp.status_code == 200 and resp.get_json()["dead_letters"] == 3
+    after = scrape(client)
+    key = ("zenrent_webhook_dead_letters_total", ())
+    assert after[key] - before.get(key, 0.0) == 4
+    # The gauge comes from whatsapp_service_status(); 0 while the key is missing.
+    assert after[("zenrent_webhook_dead_letters_24h", ())] == service_status(admin).get("dead_letters_last_24h", 0)
+
+
 def test_concurrent_scrapes_all_succeed(app):
     from concurrent.futures import ThreadPoolExecutor
 
     def one(_: int) -> int:
-        return app.test_client().get("/metrics").status_code
+        return app.test_client().get("/metrics", headers=bearer(app)).status_code
 
     with ThreadPoolExecutor(6) as pool:
         assert set(pool.map(one, range(24))) == {200}
@@ -568,7 +717,8 @@ client = app.test_client()
 if sys.argv[1] == "post":
     client.post("/webhooks/whatsapp", data=b"{}", headers={"Content-Type": "application/json"})  # unsigned: 401
 else:
-    sys.stdout.write(client.get("/metrics").get_data(as_text=True))
+    token = app.config["ZR"].metrics_token
+    sys.stdout.write(client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).get_data(as_text=True))
 app.extensions["zr_pool"].close(timeout=0)
 """
 

@@ -146,10 +146,11 @@ def test_token_bucket_paces_and_pauses():
 
 
 def test_sender_settings_are_validated():
-    assert Config.from_env({"ZR_SENDER_RATE": "20"}).sender_rate == 20.0
+    dev = {"ZR_ENV": "development"}
+    assert Config.from_env({**dev, "ZR_SENDER_RATE": "20"}).sender_rate == 20.0
     for bad in ({"ZR_SENDER_RATE": "0"}, {"ZR_SENDER_CONCURRENCY": "0"}, {"ZR_SENDER_STUCK_TIMEOUT_S": "0"}):
-        with pytest.raises(ConfigError):
-            Config.from_env(bad)
+        with pytest.raises(ConfigError, match="ZR_SENDER_"):
+            Config.from_env({**dev, **bad})
 
 
 # -- database fixtures ---------------------------------------------------------------------------

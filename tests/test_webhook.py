@@ -24,9 +24,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 from werkzeug.serving import make_server
 
+from app.config import default_database_url
 from app.logging_setup import kv
 from app.service import create_app
-from app.webhook import classify_db_error, sign, signature_is_valid
+from app.webhook import MAX_JSON_DEPTH, classify_db_error, sign, signature_is_valid
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "tests" / "payloads"
@@ -237,15 +238,105 @@ def test_signature_is_checked_before_the_body_is_parsed(client, config):
 
 
 # -- shape -----------------------------------------------------------------------------------
+def dead_letters_since(db, after_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "select id, source, error_code, error_message, item, body from private.webhook_dead_letters"
+        " where id > %s order by id",
+        [after_id],
+    ).fetchall()
+    db.rollback()
+    return rows
+
+
+def last_dead_letter_id(db) -> int:
+    n = db.execute("select coalesce(max(id), 0) as n from private.webhook_dead_letters").fetchone()["n"]
+    db.rollback()
+    return n
+
+
+def nested(depth: int, inner: str = "1") -> bytes:
+    """An object whose value is `depth - 1` arrays deep: `depth` levels of nesting in all."""
+    return ('{"object": ' + "[" * (depth - 1) + inner + "]" * (depth - 1) + "}").encode()
+
+
 @pytest.mark.parametrize(
-    "body",
-    [b"{not json", b"\xff\xfe\x00garbage", b'{"object": NaN}', b"[1, 2]", b""],
-    ids=["broken", "not-utf8", "nan", "array", "empty"],
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe\x00garbage", "invalid_json"),
+        (b'{"object": NaN}', "invalid_json"),
+        (b'{"object": 1e99999}', "invalid_json"),  # Postgres cannot store it (22003)
+        (b"[1, 2]", "invalid_payload"),
+        (b'"whatsapp_business_account"', "invalid_payload"),
+        (b"", "invalid_json"),
+        (nested(1_000), "too_deep"),  # was an uncaught RecursionError: 500, which Meta retries for days
+        (b"[" * 200_000, "too_deep"),
+        (nested(65), "too_deep"),
+    ],
+    ids=["broken", "not-utf8", "nan", "huge-exponent", "array", "string", "empty", "deep-1000", "deep-200k", "deep-65"],
 )
-def test_signed_body_that_is_not_a_json_object_is_400(client, config, body):
+def test_a_signed_body_it_cannot_use_is_kept_as_a_dead_letter_and_answered_200(client, config, db, body, code):
+    before = last_dead_letter_id(db)
     resp = post(client, body, config.app_secret)
-    assert resp.status_code == 400
-    assert resp.is_json and resp.get_json()["error"]["code"] in ("invalid_json", "invalid_payload")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"dead_lettered": True}  # a retry could never fix it
+    [kept] = dead_letters_since(db, before)
+    assert (kept["source"], kept["error_code"], kept["item"]) == ("body", "22023", None)
+    assert kept["error_message"].startswith(code + ": ")
+    assert kept["body"] == body.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def test_nesting_up_to_the_limit_is_parsed(client, config, db):
+    before = last_dead_letter_id(db)
+    resp = post(client, nested(MAX_JSON_DEPTH), config.app_secret)
+    assert resp.status_code == 200 and resp.get_json() == {"ignored": True}
+    assert dead_letters_since(db, before) == []
+
+
+@pytest.mark.parametrize("signature", [None, "sha256=" + "0" * 64, "wrong-secret"], ids=["none", "zeros", "wrong"])
+def test_an_unusable_body_badly_signed_is_refused_and_not_kept(client, config, db, signature):
+    before = last_dead_letter_id(db)
+    body = nested(1_000)
+    if signature == "wrong-secret":
+        signature = sign(body, config.app_secret + "-not")
+    resp = post(client, body, config.app_secret, signature=signature)
+    assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "invalid_signature"
+    assert dead_letters_since(db, before) == []
+
+
+def test_nul_and_lone_surrogates_become_u_fffd_and_the_neighbours_are_stored(client, config, db, suffix):
+    """A \\u0000 anywhere made Postgres refuse the whole jsonb (22P05): the whole batch was lost."""
+    payload = load("message_text", suffix)
+    value = payload["entry"][0]["changes"][0]["value"]
+    good = value["messages"][0]
+    bad = {**good, "id": good["id"] + ".nul", "text": {"body": "tap\u0000drip \u202eevil"}, "x\u0000key": ["\u0000"]}
+    value["messages"] = [bad, good]
+    value["contacts"][0]["profile"]["name"] = "Tom \ud800Baker"
+    text = json.dumps(payload)  # ensure_ascii: \u0000 and \ud800 escapes, as Meta would send them
+    assert "\\u0000" in text and "\\ud800" in text
+    resp = post(client, text.encode(), config.app_secret)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert [m["wamid"] for m in resp.get_json()["messages"]] == [bad["id"], good["id"]]
+    row = db.execute(
+        "select m.body, m.contact_name, d.raw from public.whatsapp_messages m"
+        " join private.whatsapp_message_details d on d.message_id = m.id where m.wamid = %s",
+        [bad["id"]],
+    ).fetchone()
+    assert row["body"] == "tap\ufffddrip \u202eevil"
+    assert row["raw"]["x\ufffdkey"] == ["\ufffd"]
+    assert row["contact_name"] == "Tom \ufffdBaker"
+    assert count(db, good["id"]) == 1
+
+
+def test_a_dead_letter_while_the_database_is_down_is_503(config):
+    down = create_app(
+        replace(config, database_url=default_database_url({"ZR_DB_PORT": "1"}), db_pool_timeout_s=0.5)
+    )  # nothing listens on port 1
+    try:
+        resp = post(down.test_client(), nested(1_000), config.app_secret)
+        assert resp.status_code == 503 and resp.get_json()["error"]["hint"]
+    finally:
+        down.extensions["zr_pool"].close(timeout=0)
 
 
 def test_other_object_is_acknowledged_and_ignored(client, config, db, caplog):

@@ -22,11 +22,12 @@ Security model, as in PostgREST:
 
 * The caller is who the JWT says. `Authorization: Bearer <jwt>` (or, like Supabase's gateway,
   the `apikey` header when there is no Authorization) is verified with HS256 and the secret in
-  ZR_JWT_SECRET (default: the Supabase CLI's local secret, so the CLI's well-known local `anon`
-  and `service_role` keys verify). `alg` other than HS256 (including `none`), a bad signature,
-  `exp` in the past, `nbf`/`iat` in the future, or an `aud` that is not ZR_JWT_AUD ->
-  401 PGRST301/PGRST303. The `role` claim must be anon, authenticated or service_role. No
-  token at all -> anon.
+  ZR_JWT_SECRET (with ZR_ENV=development only, which scripts/dataapi sets, the Supabase CLI's
+  local secret by default, so the CLI's well-known local `anon` and `service_role` keys verify;
+  the same rule as the service's, app.config.secret_from_env). `alg` other than HS256
+  (including `none`), a bad signature, `exp` in the past, `nbf`/`iat` in the future, or an
+  `aud` that is not ZR_JWT_AUD -> 401 PGRST301/PGRST303. The `role` claim must be anon,
+  authenticated or service_role. No token at all -> anon.
 * Each request is one transaction on a pooled connection made as the `authenticator` login
   role (which can become nothing but the three API roles): GETs are READ ONLY; then the role's
   own settings (`alter role ... set statement_timeout`), `set local role <role>`, and

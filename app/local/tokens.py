@@ -3,9 +3,10 @@
 Supabase's Auth service signs a user's access token with the project's JWT secret (HS256); the
 Data API (PostgREST) verifies it and hands its claims to Postgres, where `auth.uid()` reads `sub`
 and RLS decides. Locally there is no Auth service, so this module mints tokens shaped like the
-ones Supabase issues, signed with the Supabase CLI's well-known local secret unless
-`ZR_JWT_SECRET` says otherwise. The CLI's well-known local `anon` and `service_role` keys are
-kept here too: they are signed with that same secret, so the stand-in accepts them.
+ones Supabase issues, signed with `ZR_JWT_SECRET` or, with ZR_ENV=development only
+(scripts/dev-token sets it), the Supabase CLI's well-known local secret. The CLI's well-known
+local `anon` and `service_role` keys are kept here too: they are signed with that same secret,
+so the stand-in accepts them.
 
 Command line (wrapped by `scripts/dev-token`):
 
@@ -17,7 +18,6 @@ prints a token for the auth.users row with that e-mail (its id is read from DATA
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -26,10 +26,10 @@ from typing import Any
 
 import jwt
 
-from ..config import default_database_url
+from ..config import SUPABASE_CLI_JWT_SECRET, default_database_url, secret_from_env
 
 #: The Supabase CLI's local JWT secret (`supabase status` prints it). Public knowledge: local only.
-LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+LOCAL_JWT_SECRET = SUPABASE_CLI_JWT_SECRET
 #: The Supabase CLI's local anon key: {"iss": "supabase-demo", "role": "anon", "exp": 1983812996}.
 LOCAL_ANON_KEY = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -51,9 +51,9 @@ APP_ROLES = ("landlord", "support")
 
 
 def jwt_secret(env: Mapping[str, str] | None = None) -> str:
-    """The HS256 secret: ZR_JWT_SECRET, or the Supabase CLI's local one."""
-    env = os.environ if env is None else env
-    return env.get("ZR_JWT_SECRET") or LOCAL_JWT_SECRET
+    """The HS256 secret under the service's rule (app.config.secret_from_env): ZR_JWT_SECRET, or
+    with ZR_ENV=development the Supabase CLI's local one; ConfigError otherwise."""
+    return secret_from_env("ZR_JWT_SECRET", env)
 
 
 def mint_token(

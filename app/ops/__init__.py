@@ -1,14 +1,19 @@
-"""Support-staff console at /ops: the held-message queue and the service status page.
+"""Support-staff console at /ops: the held-message queue, webhook dead letters and the service status page.
 
 Server-rendered (Jinja, no build step). The user signs in with a Supabase access token, kept in
 a Secure, HttpOnly, SameSite=Strict cookie; every form carries a CSRF token. Every read and action
 is an RPC executed in the database *as that user* (role authenticated + their JWT claims), so
 RLS and the RPCs' checks decide — a landlord's token gets "support staff only" from Postgres.
+
+Everything a person typed (message bodies, names, addresses, dead-letter items) is shown inside
+<bdi>, so that right-to-left text or a bidi control (U+202E) reorders only itself, never the
+page around it.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -28,6 +33,9 @@ bp = Blueprint("ops", __name__, url_prefix=URL_PREFIX, template_folder="template
 
 COOKIE = "zr_ops_token"
 HELD_STATUSES = ("ambiguous", "unknown_sender", "landlord_disabled")
+DEAD_LETTER_PAGE_SIZE = 50
+#: The most of a dead letter's raw body a page shows (bodies can be 3 MB).
+DEAD_LETTER_BODY_SHOWN = 4000
 
 
 def _claims() -> dict[str, Any] | None:
@@ -135,6 +143,17 @@ def age(value: str | datetime | None) -> str:
     return "today" if days < 1 else "1 day ago" if days == 1 else f"{days} days ago"
 
 
+@bp.app_template_filter("pretty_json")
+def pretty_json(value: Any) -> str:
+    """A JSON value as indented text, characters as they are (escaping is the template's)."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+@bp.app_template_filter("clip")
+def clip(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
 @bp.get("/")
 def queue() -> ResponseReturnValue:
     status = request.args.get("status") or None
@@ -180,6 +199,29 @@ def dismiss(message_id: UUID) -> ResponseReturnValue:
     except psycopg.Error as exc:
         flash(_db_error(exc), "error")
     return redirect(url_for("ops.queue", status=request.args.get("status")))
+
+
+@bp.get("/dead-letters")
+def dead_letters() -> ResponseReturnValue:
+    """Webhook bodies and items that could not be used, newest first, a page at a time (keyset on id)."""
+    after = request.args.get("after") or None
+    if after is not None and not (after.isascii() and after.isdigit()):
+        abort(400, description="after must be the id of a dead letter")
+    try:
+        rows = _rpc(
+            "select * from public.list_dead_letters(%(after)s::bigint, %(size)s)",
+            {"after": after, "size": DEAD_LETTER_PAGE_SIZE},
+        )
+    except psycopg.Error as exc:
+        flash(_db_error(exc), "error")
+        rows = []
+    return render_template(
+        "ops/dead_letters.html",
+        rows=rows,
+        page_size=DEAD_LETTER_PAGE_SIZE,
+        body_shown=DEAD_LETTER_BODY_SHOWN,
+        email=g.claims.get("email"),
+    )
 
 
 @bp.get("/status")
