@@ -356,16 +356,6 @@ def test_body_over_3_mb_is_413_json(client, config):
     assert resp.is_json and resp.get_json()["error"]["code"] == "request_entity_too_large"
 
 
-def dead_letters_since(db, first_id: int) -> list[dict[str, Any]]:
-    return db.execute(
-        "select source, error_code, item from private.webhook_dead_letters where id > %s order by id", [first_id]
-    ).fetchall()
-
-
-def last_dead_letter_id(db) -> int:
-    return int(db.execute("select coalesce(max(id), 0) as n from private.webhook_dead_letters").fetchone()["n"])
-
-
 def test_delivery_for_another_phone_number_is_kept_as_a_dead_letter(client, config, db, suffix):
     """A retry can never fix a change for another number: 200, and the change kept whole for support."""
     before = last_dead_letter_id(db)
