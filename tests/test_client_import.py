@@ -32,15 +32,27 @@ PROGRAM = textwrap.dedent(
 
     sys.meta_path.insert(0, Refuse())
 
+    import asyncio
+
     import jwt
 
     import app.client
-    from app.client import LandlordClient, WindowClosed, error_class
+    from app.client import AsyncLandlordClient, LandlordClient, MessageEvent, WindowClosed, error_class, parse_event
 
-    token = jwt.encode({"sub": "00000000-0000-4000-a000-00000000a11c", "role": "authenticated"}, "x" * 32)
+    uid = "00000000-0000-4000-a000-00000000a11c"
+    token = jwt.encode({"sub": uid, "role": "authenticated"}, "x" * 32)
     with LandlordClient("http://127.0.0.1:9", "anon-key", token) as client:  # nothing is sent
-        channels = client.realtime_channels()
-    assert channels[0].filter == "landlord_id=eq.00000000-0000-4000-a000-00000000a11c", channels
+        assert client.realtime_topic == "landlord:" + uid, client.realtime_topic
+
+
+    async def live() -> str:
+        async with await AsyncLandlordClient.create("http://127.0.0.1:9", "anon-key", token) as client:
+            return client.channel().topic  # nothing is sent before subscribe()
+
+
+    assert asyncio.run(live()) == "landlord:" + uid
+    event = parse_event("resolved", {"id": uid, "routing_status": "delivered"})
+    assert type(event).__name__ == "ResolvedEvent" and not isinstance(event, MessageEvent)
     assert error_class("55000", "window_closed") is WindowClosed
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not loaded, loaded

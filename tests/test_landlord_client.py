@@ -672,19 +672,12 @@ def test_conversations_are_paged_by_recency_or_unread_first(world, config, webho
 
 
 # -- the rest of the surface ------------------------------------------------------------------------
-def test_realtime_channel_names_and_env_configuration(api, world):
+def test_realtime_topic_and_env_configuration(api, world):
     client = LandlordClient.from_env(
         mint_token(world.l1), {"SUPABASE_URL": api.url, "SUPABASE_ANON_KEY": LOCAL_ANON_KEY}
     )
     assert client.user_id == uuid.UUID(world.l1)
-    channels = {c.table: c for c in client.realtime_channels()}
-    assert channels["whatsapp_messages"].topic == f"realtime:public:whatsapp_messages:landlord_id=eq.{world.l1}"
-    assert channels["whatsapp_conversations"].postgres_changes == {
-        "event": "*",
-        "schema": "public",
-        "table": "whatsapp_conversations",
-        "filter": f"landlord_id=eq.{world.l1}",
-    }
+    assert client.realtime_topic == f"landlord:{world.l1}"  # tests/test_realtime.py subscribes to it
     assert client.settings().whatsapp_enabled is True  # the env-built client really talks to the API
     with pytest.raises(ValueError):
         LandlordClient.from_env(mint_token(world.l1), {})

@@ -28,7 +28,8 @@ from supabase.lib.client_options import DEFAULT_HEADERS
 from supabase import Client, ClientOptions, create_client
 
 from .errors import InvalidValue, LandlordClientError, NotFound, from_api_error
-from .models import CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page, RealtimeChannel
+from .events import landlord_topic
+from .models import CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page
 
 ConversationOrder = Literal["recent", "unread_first"]
 CONVERSATION_STATUSES = ("active", "archived", "blocked")
@@ -81,7 +82,7 @@ class LandlordClient:
         """`key` is the project's anon (publishable) key; `access_token` the landlord's JWT.
 
         `user_id` defaults to the token's `sub` (read without verifying: the Data API verifies
-        it; here it only names Realtime channels). `retry`: supabase-py retries idempotent reads
+        it; here it only names the Realtime topic). `retry`: supabase-py retries idempotent reads
         that got 503/520 or a network error.
         """
         if user_id is None:
@@ -340,15 +341,12 @@ class LandlordClient:
         return self.set_opt_in(self.settings().whatsapp_enabled, enabled)
 
     # -- Realtime ---------------------------------------------------------------------------
-    def realtime_channels(self) -> list[RealtimeChannel]:
-        """The landlord's live inbox: postgres_changes on both inbox tables, narrowed to their rows."""
+    @property
+    def realtime_topic(self) -> str:
+        """The landlord's private Realtime topic, ``landlord:<uid>`` (live events: AsyncLandlordClient)."""
         if self.user_id is None:
-            raise LandlordClientError(None, "the access token has no sub: cannot name Realtime channels")
-        flt = f"landlord_id=eq.{self.user_id}"
-        return [
-            RealtimeChannel(topic=f"realtime:public:{table}:{flt}", table=table, filter=flt)
-            for table in ("whatsapp_conversations", "whatsapp_messages")
-        ]
+            raise LandlordClientError(None, "the access token has no sub: it names no landlord topic")
+        return landlord_topic(self.user_id)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod

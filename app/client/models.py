@@ -220,23 +220,3 @@ class OptInState:
             whatsapp_notifications_enabled=bool(row["whatsapp_notifications_enabled"]),
             cancelled_messages=int(row.get("cancelled_messages") or 0),
         )
-
-
-@dataclass(frozen=True)
-class RealtimeChannel:
-    """A Supabase Realtime postgres_changes subscription, ready to hand to supabase-js/-py.
-
-    `topic` is the channel name; `postgres_changes` the `{event, schema, table, filter}` object
-    of `channel.on("postgres_changes", ...)`. The filter only narrows the stream: Realtime applies
-    the same RLS as the Data API, so another landlord's rows never arrive whatever the filter.
-    """
-
-    topic: str
-    table: str
-    filter: str
-    event: str = "*"
-    schema: str = "public"
-
-    @property
-    def postgres_changes(self) -> dict[str, str]:
-        return {"event": self.event, "schema": self.schema, "table": self.table, "filter": self.filter}
