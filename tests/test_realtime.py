@@ -242,6 +242,7 @@ def test_a_tenant_message_reaches_its_landlord_within_a_second_and_no_one_else(r
         async with await live(rt, mint_token(world.l1)) as c1, await live(rt, mint_token(world.l2)) as c2:
             await c1.channel().on_broadcast("*", mine.append).subscribe()
             await c2.channel().on_broadcast("*", theirs.append).subscribe()
+            assert (await asyncio.to_thread(webhook.get, "/healthz")).status_code == 200  # the pool is open
             t0 = time.monotonic()
             routed = await asyncio.to_thread(
                 tenant_writes, webhook, config, world.phones[world.l1], "The boiler is making a noise."
