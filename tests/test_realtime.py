@@ -151,7 +151,8 @@ def world(admin) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def rt(config) -> Iterator[RealtimeServer]:
-    server = RealtimeServer(RealtimeConfig.from_env({"DATABASE_URL": config.database_url}), port=0).start()
+    env = {"ZR_ENV": "development", "DATABASE_URL": config.database_url}
+    server = RealtimeServer(RealtimeConfig.from_env(env), port=0).start()
     yield server
     server.stop()
 

@@ -21,8 +21,9 @@ on `ws://127.0.0.1:54330/realtime/v1/websocket?apikey=...&vsn=1.0.0` (scripts/re
 
 Security model, as in Realtime:
 
-* The socket's `apikey` (query) must be a valid JWT: HS256/384/512 with ZR_JWT_SECRET (default:
-  the Supabase CLI's local secret), claims `role` and `exp` required, `exp` in the future;
+* The socket's `apikey` (query) must be a valid JWT: HS256/384/512 with ZR_JWT_SECRET (with
+  ZR_ENV=development only, which scripts/realtime sets, the Supabase CLI's local secret by
+  default: the service's rule, app.config.secret_from_env), claims `role` and `exp` required, `exp` in the future;
   otherwise the upgrade is answered 401 `{"error": ...}`. A join uses the channel's
   `access_token` (or the apikey) verified the same way; when it expires the channel is shut down.
 * A PRIVATE channel is authorized by the SQL Realtime runs (lib/realtime/tenants/authorization.ex),
@@ -131,7 +132,8 @@ class RealtimeConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeConfig:
-        """ZR_REALTIME_DATABASE_URL, else DATABASE_URL (postgres, as scripts/db makes it); ZR_JWT_SECRET."""
+        """ZR_REALTIME_DATABASE_URL, else DATABASE_URL (postgres, as scripts/db makes it); ZR_JWT_SECRET
+        (the CLI's local secret only with ZR_ENV=development)."""
         env = dict(os.environ if env is None else env)
         return cls(
             database_url=env.get("ZR_REALTIME_DATABASE_URL") or default_database_url(env),
