@@ -62,6 +62,9 @@ MESSAGE_KEYS = {
     "sent_at",
     "is_from_tenant",
     "media_mime_type",
+    "media_caption",
+    "landlord_signature",
+    "conversation",  # the conversation's list entry after the message (unread count, preview)
 }
 QUIET_S = 0.5  # how long "nothing arrives" is watched for
 

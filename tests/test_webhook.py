@@ -103,7 +103,7 @@ FINGERPRINT_TABLES = {
     "whatsapp_conversations": "public.whatsapp_conversations",
     "pending_message_statuses": "private.pending_message_statuses",
     "phone_preferences": "private.phone_preferences",
-    "landlord_notifications": "private.landlord_notifications",
+    "broadcasts": "realtime.messages",
     "webhook_errors": "private.webhook_errors",
 }
 
@@ -702,11 +702,16 @@ def test_send_webhook_script_signs_and_posts_a_file(app, config, db, tmp_path, s
         server.shutdown()
 
 
-def test_the_inbound_notification_names_no_landlord_or_message(client, config, suffix):
-    """LISTEN zenrent_whatsapp_inbound used to hand any database login every landlord's ids."""
+def test_a_routed_message_is_announced_only_on_its_landlords_private_topic(client, config, db, suffix):
+    """LISTEN zenrent_whatsapp_inbound used to hand any database login every landlord's ids; the live
+    inbox is now one private Realtime broadcast on the landlord's own topic, and nothing on LISTEN."""
     with psycopg.connect(config.database_url, autocommit=True) as listener:
         listener.execute("listen zenrent_whatsapp_inbound")
         resp = post(client, load("message_text", suffix), config.app_secret)
-        assert resp.status_code == 200 and resp.get_json()["messages"][0]["routing_status"] == "delivered"
-        heard = list(listener.notifies(timeout=5, stop_after=1))
-    assert [n.payload for n in heard] == [""]  # something arrived, nothing about whom
+        routed = resp.get_json()["messages"][0]
+        assert resp.status_code == 200 and routed["routing_status"] == "delivered"
+        assert list(listener.notifies(timeout=1, stop_after=1)) == []
+    rows = db.execute(
+        "select topic, event, private from realtime.messages where payload ->> 'id' = %s", [routed["message_id"]]
+    ).fetchall()
+    assert rows == [{"topic": f"landlord:{routed['landlord_id']}", "event": "message", "private": True}]

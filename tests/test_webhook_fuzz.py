@@ -264,7 +264,7 @@ def fuzz_client(config, admin):
 def _remove_what_the_fuzz_stored(admin, since: datetime) -> None:
     """Tests run one at a time: whatever was written since the module started is the fuzz's
     (dead letters stay: support's log of what could not be used)."""
-    admin.execute("delete from private.landlord_notifications where created_at >= %s", [since])
+    admin.execute("delete from realtime.messages where inserted_at >= %s", [since])
     admin.execute("delete from public.whatsapp_messages where created_at >= %s", [since])
     admin.execute("delete from public.whatsapp_conversations where created_at >= %s", [since])
     admin.execute("delete from private.pending_message_statuses where received_at >= %s", [since])

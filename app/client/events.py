@@ -54,9 +54,14 @@ class MessageEvent:
     sent_at: datetime
     is_from_tenant: bool
     media_mime_type: str | None
+    media_caption: str | None = None
+    landlord_signature: str | None = None
+    #: The conversation's list entry after this message (unread count, preview): one event carries both.
+    conversation: ConversationEvent | None = None
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> MessageEvent:
+        conv = p.get("conversation")
         return cls(
             id=UUID(str(p["id"])),
             conversation_id=_uuid(p.get("conversation_id")),
@@ -67,6 +72,9 @@ class MessageEvent:
             sent_at=_required_ts(p["sent_at"]),
             is_from_tenant=bool(p["is_from_tenant"]),
             media_mime_type=p.get("media_mime_type"),
+            media_caption=p.get("media_caption"),
+            landlord_signature=p.get("landlord_signature"),
+            conversation=ConversationEvent.from_payload(conv) if isinstance(conv, Mapping) else None,
         )
 
 

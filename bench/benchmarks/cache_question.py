@@ -40,8 +40,7 @@ STEPS = [
     ("insert into public.whatsapp_messages ( wamid", "message insert, with its triggers", 1),
     ("select 1 from only", "foreign key checks (all, nested)", 2),
     ("update public.whatsapp_conversations c set", "conversation counters (bump trigger)", 2),
-    ("insert into private.landlord_notifications", "notification row (notify trigger)", 2),
-    ("select pg_notify", "pg_notify (notify trigger)", 2),
+    ("select realtime.send", "live inbox broadcast (publish trigger)", 2),
     ("insert into private.phone_preferences", "courtesy / clarification bookkeeping", 1),
     ("select private.queue_system_reply", "system reply queued", 1),
 ]

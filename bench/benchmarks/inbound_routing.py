@@ -65,9 +65,7 @@ def measure_routing(
         pad = baseline_pad(ctx)
     else:
         pgbench(scratch.url, "route_inbound", 2, ctx.profile.route.warm(), routing_defines(world), ctx.work)
-    scratch.execute(
-        "vacuum analyze public.whatsapp_messages, public.whatsapp_conversations, private.landlord_notifications"
-    )
+    scratch.execute("vacuum analyze public.whatsapp_messages, public.whatsapp_conversations, realtime.messages")
     scratch.checkpoint()
     since = scratch.scalar("select now()")
     runs = [measure_clients(ctx, c, pad, budget) for c in clients or ctx.profile.clients]

@@ -344,6 +344,16 @@ returns void language sql security definer set search_path = '' as $$
   on conflict on constraint whatsapp_templates_pkey do update set body_parameter_count = excluded.body_parameter_count
 $$;
 
+-- What was broadcast (realtime.send) on a topic, optionally of one event (rows of one transaction
+-- share inserted_at: compare them as sets).
+create or replace function tests.broadcasts(topic text, event text default null)
+returns table (event text, payload jsonb, private boolean)
+language sql stable security definer set search_path = '' as $$
+  select m.event, m.payload, m.private from realtime.messages m
+  where m.topic = broadcasts.topic and m.extension = 'broadcast' and (broadcasts.event is null or m.event = broadcasts.event)
+  order by m.inserted_at, m.id
+$$;
+
 -- Executing the helpers needs nothing special; what they switch to is what is tested. Test
 -- files add their own helpers to this schema, executable by every test actor too.
 grant execute on all functions in schema tests to anon, authenticated, service_role;

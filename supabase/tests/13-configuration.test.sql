@@ -28,14 +28,14 @@ select public.configure_whatsapp('{"default_country": "GB"}');
 select set_eq($$ select tenant_phone from private.tenant_landlord_routing where landlord_id = tests.get_supabase_uid('cfg_landlord') $$,
   array['442079460999', '447700900998'], 'back to GB, the number routes again');
 
--- pg_notify can be switched off (it serialises commits); the durable notification row stays.
-select is(public.configure_whatsapp('{"notify_listeners": false}') ->> 'notify_listeners', 'false',
-  'configure_whatsapp turns pg_notify off');
+-- The live inbox is Realtime broadcast: the pg_notify switch is gone, the broadcast always goes.
+select is(tests.refusal_of($$ select public.configure_whatsapp('{"notify_listeners": false}') $$), '22023 invalid_value',
+  'notify_listeners is no setting any more');
 select tests.authenticate_as_service_role();
 select public.route_inbound_message('{"from": "447700900998", "id": "wamid.CFG_1", "type": "text", "text": {"body": "hi"}}');
 reset role;
-select is((select count(*) from private.landlord_notifications n join public.whatsapp_messages m on m.id = n.message_id
-           where m.wamid = 'wamid.CFG_1'), 1::bigint, 'the landlord notification row is still written');
+select is((select count(*) from tests.broadcasts('landlord:' || tests.get_supabase_uid('cfg_landlord'), 'message') b
+           where b.payload ->> 'id' = tests.message_id('wamid.CFG_1')::text), 1::bigint, 'the landlord''s topic gets the message');
 
 truncate public.leases;
 select is((select count(*) from private.tenant_landlord_routing), 0::bigint, 'TRUNCATE leases empties the routing table');

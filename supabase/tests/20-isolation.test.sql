@@ -250,7 +250,9 @@ select throws_ok($$ select * from private.tenant_landlord_routing $$, '42501', n
 select throws_ok($$ select * from private.tenant_landlord_routing_source $$, '42501', null, 'owner cannot read the routing source view');
 select throws_ok($$ select * from private.phone_preferences $$, '42501', null, 'owner cannot read phone preferences');
 select throws_ok($$ select * from private.whatsapp_settings $$, '42501', null, 'owner cannot read WhatsApp settings');
-select throws_ok($$ select * from private.landlord_notifications $$, '42501', null, 'owner cannot read the notification queue');
+select throws_ok($$ insert into realtime.messages (topic, extension, event, payload, private)
+                   values ('landlord:' || auth.uid(), 'broadcast', 'message', '{}', true) $$, '42501', null,
+  'owner cannot send on her own topic (nobody sends from a client)');
 select throws_ok($$ select * from private.pending_message_statuses $$, '42501', null, 'owner cannot read pending statuses');
 select throws_ok($$ select * from private.webhook_errors $$, '42501', null, 'owner cannot read webhook errors');
 select throws_ok($$ select private.is_opted_out('447700900602') $$, '42501', null, 'owner cannot ask whether a phone opted out');
@@ -277,8 +279,8 @@ select throws_ok($$ select public.complete_outbound_message(gen_random_uuid(), '
   'owner cannot execute complete_outbound_message');
 select throws_ok($$ select public.reconcile_stuck_outbound(1) $$, '42501', null,
   'owner cannot execute reconcile_stuck_outbound');
-select throws_ok($$ select * from public.claim_landlord_notifications(10) $$, '42501', null,
-  'owner cannot execute claim_landlord_notifications');
+select is_empty($$ select 1 from realtime.messages $$,
+  'owner reads no broadcast row outside a topic she joined');
 
 -- landlord RPCs on her own conversations
 select is(public.set_whatsapp_opt_in(true) ->> 'whatsapp_enabled', 'true', 'owner: set_whatsapp_opt_in works for her');
@@ -515,7 +517,7 @@ select throws_ok($$ select public.refresh_tenant_landlord_routing() $$, '42501',
 select throws_ok($$ select * from public.claim_outbound_messages(1) $$, '42501', null, 'anon cannot execute claim_outbound_messages');
 select throws_ok($$ select public.complete_outbound_message(gen_random_uuid(), 'w') $$, '42501', null, 'anon cannot execute complete_outbound_message');
 select throws_ok($$ select public.reconcile_stuck_outbound(1) $$, '42501', null, 'anon cannot execute reconcile_stuck_outbound');
-select throws_ok($$ select * from public.claim_landlord_notifications(1) $$, '42501', null, 'anon cannot execute claim_landlord_notifications');
+select is_empty($$ select 1 from realtime.messages $$, 'anon reads no broadcast row');
 select throws_ok($$ select * from private.tenant_landlord_routing $$, '42501', null, 'anon cannot read private');
 select throws_ok($$ select private.owns_tenant(gen_random_uuid()) $$, '42501', null, 'anon cannot call even the RLS helpers');
 reset role;
@@ -533,9 +535,10 @@ select is_empty($$ select p.oid::regprocedure::text from pg_proc p
                      and has_function_privilege('authenticated', p.oid, 'execute')
                      and p.proname not in ('owns_property', 'owns_tenant', 'default_country') $$,
   'authenticated can execute no private security definer function but the RLS helpers');
-select is((select string_agg(tablename::text, ', ' order by tablename) from pg_publication_tables
-            where pubname = 'supabase_realtime' and schemaname = 'public'),
-  'whatsapp_conversations, whatsapp_messages', 'both inbox tables stream through supabase_realtime (under RLS)');
+select is_empty($$ select tablename from pg_publication_tables
+                   where pubname = 'supabase_realtime' and schemaname = 'public'
+                     and tablename in ('whatsapp_conversations', 'whatsapp_messages') $$,
+  'neither inbox table streams through Postgres Changes (they broadcast on private topics instead)');
 
 select * from finish();
 rollback;

@@ -3,7 +3,7 @@
 -- set_conversation_status, landlord notifications, and the outbound queue the workers drain
 -- (claim_outbound_messages, complete_outbound_message, reconcile_stuck_outbound).
 begin;
-select plan(155);
+select plan(156);
 
 -- Setup (postgres) ----------------------------------------------------------------------------
 select tests.register_template('rent_reminder', 'en', 1);
@@ -308,28 +308,48 @@ select is(tests.refusal_of(format('select public.set_conversation_status(%L, %L)
 reset role;
 
 -- Notifications ------------------------------------------------------------------------------
-select results_eq($$ select landlord_id, conversation_id, claimed_at from private.landlord_notifications where message_id = tests.message_id('wamid.rpc.701a') $$,
-  format($f$ values (%L::uuid, %L::uuid, null::timestamptz) $f$, tests.get_supabase_uid('rpc_alice'), tests.conversation_id('rpc_alice', '447700900701')),
-  'an inbound message for a landlord with notifications on writes one notification row');
+select results_eq($$ select b.payload ->> 'conversation_id', b.private from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_alice'), 'message') b
+                     where b.payload ->> 'id' = tests.message_id('wamid.rpc.701a')::text $$,
+  format($f$ values (%L, true) $f$, tests.conversation_id('rpc_alice', '447700900701')),
+  'an inbound message for a landlord is one private message broadcast on her topic');
 select tests.authenticate_as('rpc_bob');
 select is(public.set_whatsapp_opt_in(true, false) ->> 'whatsapp_notifications_enabled', 'false', 'Bob turns notifications off');
 reset role;
 select is(tests.route_text('wamid.rpc.707b', '447700900707', 'Hi again') ->> 'routing_status', 'delivered', 'Bob''s tenant writes again');
-select is_empty($$ select 1 from private.landlord_notifications where message_id = tests.message_id('wamid.rpc.707b') $$,
-  'notifications off: no notification row');
-select is((select count(*) from private.landlord_notifications where message_id = tests.message_id('wamid.rpc.707a')), 1::bigint,
-  'the message from before he turned them off was notified');
-select is_empty($$ select 1 from private.landlord_notifications n join public.whatsapp_messages m on m.id = n.message_id
-                   where m.routing_status <> 'delivered' $$, 'held messages notify nobody');
-select tests.authenticate_as_service_role();
-select is((select count(*) from public.claim_landlord_notifications(1000) where message_id = tests.message_id('wamid.rpc.701a')), 1::bigint,
-  'claim_landlord_notifications hands the notification out');
-select is((select count(*) from public.claim_landlord_notifications(1000) where message_id = tests.message_id('wamid.rpc.701a')), 0::bigint,
-  'and only once');
-select throws_ok($$ select * from public.claim_landlord_notifications(0) $$, '22023', null, 'notification batch_size must be positive (22023)');
+select is((select count(*) from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_bob'), 'message') b
+           where b.payload ->> 'id' = tests.message_id('wamid.rpc.707b')::text), 1::bigint,
+  'push notifications off: the live inbox still hears it');
+select is_empty(format($$ select 1 from realtime.messages m where m.topic = %L
+                            and (m.payload ->> 'id')::uuid in (select id from public.whatsapp_messages where landlord_id = %L) $$,
+                       'landlord:' || tests.get_supabase_uid('rpc_alice'), tests.get_supabase_uid('rpc_bob')),
+  'nothing of Bob''s is sent on Alice''s topic');
+select is_empty($$ select 1 from realtime.messages m where m.topic like 'landlord:%'
+                   and (m.payload ->> 'id')::uuid in (select id from public.whatsapp_messages where is_held) $$,
+  'held messages are broadcast on no landlord''s topic');
+select is_empty($$ select 1 from realtime.messages m where m.topic like 'landlord:%'
+                   and m.payload ?| array['raw', 'routing_metadata', 'candidates', 'landlord_id'] $$,
+  'no broadcast carries raw, routing metadata or candidates');
+select ok((select bool_and(m.private and m.extension = 'broadcast') from realtime.messages m where m.topic like 'landlord:%'),
+  'every landlord broadcast is private');
+select is((select (b.payload -> 'conversation' ->> 'unread_count')::int from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_bob'), 'message') b
+           where b.payload ->> 'id' = tests.message_id('wamid.rpc.707b')::text),
+  (select unread_count from public.whatsapp_conversations where id = tests.conversation_id('rpc_bob', '447700900707')),
+  'the message event carries its conversation''s unread count after the message');
+select set_config('tests.conv_events', (select count(*) from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_alice'), 'conversation') b
+  where b.payload ->> 'id' = tests.conversation_id('rpc_alice', '447700900701')::text)::text, true);
+select tests.authenticate_as('rpc_alice');
+select public.mark_conversation_read(tests.conversation_id('rpc_alice', '447700900701'));
 reset role;
-select isnt((select claimed_at from private.landlord_notifications where message_id = tests.message_id('wamid.rpc.701a')), null,
-  'the notification is marked claimed');
+select results_eq($$ select count(*)::int - current_setting('tests.conv_events')::int, bool_or((b.payload ->> 'unread_count')::int = 0)
+                     from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_alice'), 'conversation') b
+                     where b.payload ->> 'id' = tests.conversation_id('rpc_alice', '447700900701')::text $$,
+  $$ values (1, true) $$, 'marking a conversation read is one conversation broadcast (unread 0)');
+select tests.authenticate_as_service_role();
+select public.complete_outbound_message(tests.message_id('The plumber comes at 10.'), 'wamid.rpc.plumber');
+reset role;
+select is((select count(*)::int from tests.broadcasts('landlord:' || tests.get_supabase_uid('rpc_alice'), 'message_status') b
+           where b.payload ->> 'id' = tests.message_id('The plumber comes at 10.')::text and b.payload ->> 'status' = 'sent'), 1,
+  'a reply going out is a message_status broadcast');
 
 -- Outbound queue: complete_outbound_message, reconcile_stuck_outbound ------------------------
 select tests.authenticate_as_service_role();

@@ -240,10 +240,11 @@ select results_eq(
   $$ values (3, tests.at(600), tests.at(600), 'Is the boiler yours or the other flat''s?', 'active') $$,
   'her conversation: unread_count + 1, last_message_at, last_inbound_at and preview from the message');
 select results_eq(
-  $$ select n.landlord_id, n.conversation_id, n.claimed_at from private.landlord_notifications n
-     where n.message_id = tests.message_id('wamid.HM_P1_A') $$,
-  $$ values (tests.get_supabase_uid('hm_alice'), tests.conversation_id('hm_alice', '447400500001'), null::timestamptz) $$,
-  'the landlord (notifications on) gets exactly one notification row');
+  $$ select (select count(*)::int from tests.broadcasts('landlord:' || tests.get_supabase_uid('hm_alice'), 'message') b
+             where b.payload ->> 'id' = tests.message_id('wamid.HM_P1_A')::text),
+            (select count(*)::int from tests.broadcasts('support', 'resolved') b where b.payload ->> 'id' = tests.message_id('wamid.HM_P1_A')::text) $$,
+  $$ values (1, 1) $$,
+  'the assigned message is broadcast once to the landlord, and once to support as resolved');
 select results_eq(
   $$ select p.landlord_id, p.expires_at, p.created_by, p.reason from private.routing_pins p where p.phone = '447400500001' $$,
   $$ values (tests.get_supabase_uid('hm_alice'), now() + interval '30 days', tests.get_supabase_uid('hm_sup'), null::text) $$,
@@ -372,8 +373,9 @@ select results_eq(
   'delivered with that landlord''s own tenant and property');
 select is((select c.unread_count from public.whatsapp_conversations c where c.id = tests.conversation_id('hm_bob', '447400500001')), 2,
   'his conversation (opened by the message after the lease ended) counts it unread');
-select is_empty($$ select 1 from private.landlord_notifications n where n.message_id = tests.message_id('wamid.HM_P1_C') $$,
-  'a landlord with notifications off gets no notification row');
+select is((select count(*)::int from tests.broadcasts('landlord:' || tests.get_supabase_uid('hm_bob'), 'message') b
+           where b.payload ->> 'id' = tests.message_id('wamid.HM_P1_C')::text), 1,
+  'a landlord with push notifications off still hears it in the live inbox');
 
 -- Dismiss ---------------------------------------------------------------------------------------
 select tests.authenticate_as('hm_sup');
