@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from app.config import default_admin_database_url, default_database_url
-from bench.harness.paths import PLATFORM, ROOT
+from bench.harness.paths import PLATFORM, ROOT, STORAGE
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,12 @@ class Scratch:
         self.admin(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(self.name)))
 
     def create_platform(self) -> None:
-        """A fresh database with the Supabase platform (supabase/local/platform.sql) and no migration."""
+        """A fresh database with the Supabase platform (supabase/local/platform.sql, then Storage's
+        schema, supabase/local/storage.sql) and no migration."""
         self.drop()
         self.admin(sql.SQL("create database {} template template0").format(sql.Identifier(self.name)))
         psql_file(superuser_url(self.url), PLATFORM, quiet=True)
+        psql_file(superuser_url(self.url), STORAGE, quiet=True)
 
     def create(self) -> None:
         """A fresh database with the platform and every migration, as `supabase db push` applies them."""
