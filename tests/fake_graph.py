@@ -284,12 +284,14 @@ class FakeGraph:
             if expired and media is not None:
                 media.expired_urls -= 1
         if media is None:
-            return meta_error(
+            unknown = meta_error(
                 400,
                 100,
                 f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be loaded due to "
                 "missing permissions, or does not support this operation.",
             )
+            unknown.body["error"]["error_subcode"] = 33
+            return unknown
         if media.gone:
             return meta_error(404, 131052, "(#131052) Media download error", "Media is no longer available")
         expires = int(time.time() + (-1 if expired else self.url_ttl_s))
