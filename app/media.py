@@ -597,6 +597,7 @@ class MediaWorker:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per job is ours (media.stored / media.failed)
     try:
         config = MediaConfig.from_env()
     except ConfigError as exc:
