@@ -595,8 +595,7 @@ class StorageApi:
         self._own_root = config.root is None
         self.blobs = BlobStore(config.root or Path(tempfile.mkdtemp(prefix="zr-storage-")))
         self.db = database or Database(config)
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = [threading.Lock() for _ in range(64)]
         # (method, first segment after /object/ or None for "any bucket") -> (handler, operation, allow_invalid_jwt)
         self._routes: dict[tuple[str, str | None], tuple[Handler, str, bool]] = {
             ("POST", "sign"): (self.sign, "storage.object.sign", False),
@@ -668,10 +667,8 @@ class StorageApi:
 
     @contextlib.contextmanager
     def _object_lock(self, bucket: str, name: str) -> Iterator[None]:
-        """Storage's waitObjectLock: one completion at a time per object (this process only)."""
-        with self._locks_guard:
-            lock = self._locks.setdefault((bucket, name), threading.Lock())
-        with lock:
+        """Storage's waitObjectLock: one completion at a time per object (this process only; striped)."""
+        with self._locks[hash((bucket, name)) % len(self._locks)]:
             yield
 
     # -- upload ----------------------------------------------------------------------------
@@ -684,7 +681,8 @@ class StorageApi:
         must_be_valid_key(name)
         owner, owner_id = _owner_columns(scope.auth.owner)
         probe = {"mimetype": upload.mime_type, "contentLength": upload.declared_length}
-        params = [bucket_id, name, owner, owner_id, Jsonb(probe), Jsonb(upload.user_metadata), "1"]
+        user_metadata = Jsonb(upload.user_metadata) if upload.user_metadata is not None else None
+        params = [bucket_id, name, owner, owner_id, Jsonb(probe), user_metadata, "1"]
         self.db.test_permission(scope, lambda conn: conn.execute(_UPSERT_SQL if upsert else _INSERT_SQL, params))
         written = self.blobs.write(upload.stream, limit)
         try:
@@ -706,7 +704,7 @@ class StorageApi:
             owner,
             owner_id,
             Jsonb(_object_metadata(written, upload)),
-            Jsonb(upload.user_metadata),
+            Jsonb(upload.user_metadata if upload.user_metadata is not None else {}),  # Storage stores {} then
             written.version,
         ]
         with self._object_lock(bucket_id, name), self.db.transaction(_as_superuser(scope)) as conn:
@@ -959,10 +957,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     also: dict[str, WSGIApplication] = {}
+    closers: list[Callable[[], None]] = []
     if args.with_dataapi:
         from .dataapi import DataApi, DataApiConfig
 
-        also["/rest/v1/"] = DataApi(DataApiConfig.from_env())
+        dataapi = DataApi(DataApiConfig.from_env())
+        also["/rest/v1/"], closers = dataapi, [dataapi.close]
     server = StorageServer(StorageConfig.from_env(), args.host, args.port, also)
     log_event(
         log,
@@ -983,6 +983,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.stop()
+        for close in closers:
+            close()
         log_event(log, "storage.stopped")
     return 0
 
