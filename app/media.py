@@ -506,11 +506,19 @@ class MediaWorker:
         return Stored(target, None)
 
     # -- one job ------------------------------------------------------------------------------
+    def _do(self, job: MediaJob) -> Stored:
+        if job.kind == "download":
+            return self._download(job)
+        if job.kind == "move":
+            return self._move(job)
+        # A kind newer SQL knows and this worker does not: keep it for a worker that does.
+        raise retryable("unsupported_job", f"this worker does not do {job.kind!r} jobs")
+
     def process(self, job: MediaJob) -> Outcome:
         """Do one claimed job and record its result. Never raises."""
         started = time.monotonic()
         try:
-            stored = self._move(job) if job.kind == "move" else self._download(job)
+            stored = self._do(job)
         except MediaFailure as failure:
             self._on_failure(job, failure, started)
             return failure

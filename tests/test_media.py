@@ -45,7 +45,7 @@ from app.graph_media import (
 from app.local.dataapi import DataApi, DataApiConfig
 from app.local.storage import StorageConfig, StorageServer
 from app.local.tokens import LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY, mint_token
-from app.media import MEDIA_TYPES, MediaConfig, MediaWorker, Stored, checked_object_path
+from app.media import MEDIA_TYPES, MediaConfig, MediaJob, MediaWorker, Stored, checked_object_path
 from app.webhook import sign
 from conftest import DATABASE_URL
 from fake_graph import FakeGraph
@@ -632,6 +632,13 @@ def test_upload_media_for_an_outbound_message(fake, config):
         assert b'name="messaging_product"' in upload.raw and b"whatsapp" in upload.raw
     finally:
         graph.close()
+
+
+def test_a_job_kind_the_worker_does_not_know_is_kept_for_one_that_does(fake, make_worker):
+    job = MediaJob(-1, "upload", uuid.uuid4(), "1", "application/pdf", None, "document", None, None, 1)
+    outcome = make_worker().process(job)
+    assert isinstance(outcome, MediaFailure) and (outcome.code, outcome.retryable) == ("unsupported_job", True)
+    assert fake.requests == []
 
 
 def test_stored_outcome_is_what_run_once_completes(jobs, fake, make_worker):
