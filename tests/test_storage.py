@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
+from app.config import ConfigError
 from app.local.storage import StorageConfig, StorageServer, require_loopback
 from app.local.tokens import LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, mint_token
 from conftest import DATABASE_URL
@@ -295,6 +296,13 @@ def test_move_from_held_to_a_landlords_folder(service, alice, support, admin, se
     with pytest.raises(StorageApiError) as exc:
         service.move(held, target)
     assert api_error(exc) == ("404", "not_found")
+
+
+def test_the_stand_in_follows_the_rule_for_secrets():
+    with pytest.raises(ConfigError, match="ZR_JWT_SECRET"):
+        StorageConfig.from_env({"DATABASE_URL": DATABASE_URL})  # ZR_ENV unset: production rules
+    config = StorageConfig.from_env({"ZR_ENV": "development", "DATABASE_URL": DATABASE_URL})
+    assert config.jwt_secret == LOCAL_JWT_SECRET and "supabase_storage_admin" in config.database_url
 
 
 def test_unknown_routes_and_hosts(server):
