@@ -25,6 +25,12 @@ DEVELOPMENT = "development"
 SUPABASE_CLI_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 #: Self-hosted Supabase's example JWT secret (docker/.env.example): public too.
 SUPABASE_EXAMPLE_JWT_SECRET = "your-super-secret-jwt-token-with-at-least-32-characters-long"
+#: The Supabase CLI's local service_role key, signed with its local JWT secret: public, local only.
+SUPABASE_CLI_SERVICE_ROLE_KEY = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0."
+    "EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,12 @@ SECRETS = (
     Secret("ZR_SECRET_KEY", "secret_key", "local-flask-secret-key"),
     Secret("ZR_METRICS_TOKEN", "metrics_token", "local-metrics-token"),
 )
-_SECRETS_BY_ENV = {s.env: s for s in SECRETS}
+#: Secrets only the media worker needs (app.media reads them; Config, the service and the sender do not).
+WORKER_SECRETS = (Secret("SUPABASE_SERVICE_ROLE_KEY", "service_role_key", SUPABASE_CLI_SERVICE_ROLE_KEY),)
+_SECRETS_BY_ENV = {s.env: s for s in (*SECRETS, *WORKER_SECRETS)}
 
 #: Values anyone can read, refused outside development even when set explicitly.
-PUBLIC_SECRETS = frozenset({*(s.development for s in SECRETS), SUPABASE_EXAMPLE_JWT_SECRET})
+PUBLIC_SECRETS = frozenset({*(s.development for s in (*SECRETS, *WORKER_SECRETS)), SUPABASE_EXAMPLE_JWT_SECRET})
 
 
 def default_database_url(env: Mapping[str, str] | None = None) -> str:
@@ -118,7 +126,8 @@ def secrets_from_env(
     development value; otherwise (ZR_ENV unset or anything else) every secret must be set and
     none may be a public value (PUBLIC_SECRETS), or ConfigError names them. `names` picks
     secrets of SECRETS by variable (default: all); `also_required` are variables without a
-    built-in value that production must set too (e.g. DATABASE_URL). Returns {variable: value}."""
+    built-in value that production must set too (e.g. DATABASE_URL). `names` may also pick
+    WORKER_SECRETS (the media worker's). Returns {variable: value}."""
     env = os.environ if env is None else env
     chosen = [_SECRETS_BY_ENV[n] for n in names] if names is not None else list(SECRETS)
     if is_development(env):

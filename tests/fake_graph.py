@@ -1,9 +1,23 @@
-"""A small fake of the WhatsApp Cloud API's POST /{version}/{phone_number_id}/messages.
+"""A small fake of the WhatsApp Cloud API: sending messages and media.
 
 Runs on 127.0.0.1 on a free port in a background thread. It checks what Meta checks (path,
 bearer token, JSON with messaging_product), records every request with its arrival time, and
-answers like Meta: 200 {"messages": [{"id": "wamid..."}]} by default, or whatever a test scripts
-(`fake.script(...)`, `fake.responder = ...`). `fake.hold()` keeps requests waiting until
+answers like Meta:
+
+* POST /{version}/{phone_number_id}/messages: 200 {"messages": [{"id": "wamid..."}]} by default,
+  or whatever a test scripts (`fake.script(...)`, `fake.responder = ...`);
+* GET /{version}/{media_id} (Retrieve Media URL): {"messaging_product", "url", "mime_type",
+  "sha256", "file_size", "id"} for media a test registered with `fake.add_media(...)`; the url
+  points back at this fake (/whatsapp_business/attachments/?mid=&ext=&hash=, like Meta's
+  lookaside URLs) and expires after `fake.url_ttl_s` (300 s, as Meta's do);
+* GET that url with the bearer token: the bytes (404 once expired or tampered with);
+* POST /{version}/{phone_number_id}/media (multipart: messaging_product, type, file): {"id"}.
+
+A registered `Media` can lie about its sha256 or size, be `gone` (404, error 131052), answer 500
+for its next `down` requests, hand out already-expired URLs, or stall halfway through its bytes.
+`fake.throttle_media(...)` turns on Meta's error-based throttle of the media endpoints: after
+that many error answers in the window, every media request gets 429 with the configured code
+and Retry-After until the block ends. `fake.hold()` keeps requests waiting until
 `fake.release()` so a test can act while a request is in flight.
 
 Run alone it stands in for Meta while trying the system locally (GRAPH_API_BASE's default):
@@ -12,6 +26,9 @@ Run alone it stands in for Meta while trying the system locally (GRAPH_API_BASE'
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import itertools
 import json
 import threading
@@ -20,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -39,8 +57,24 @@ class Recorded:
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None
+    body: Any = None  # JSON, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
+    stall_after: int | None = None  # bytes: send this many, then wait for fake.unstall() and drop the connection
+
+
+@dataclass
+class Media:
+    """A media object the fake can serve, and how it misbehaves."""
+
+    data: bytes
+    mime_type: str
+    sha256: str | None = None  # what Graph reports; None: the real hex digest of data
+    file_size: int | None = None  # what Graph reports; None: len(data)
+    gone: bool = False  # Meta no longer has it: 404, error 131052
+    down: int = 0  # answer the next `down` requests about it with 500
+    expired_urls: int = 0  # the next `expired_urls` URLs handed out are already expired
+    stall_after: int | None = None  # downloads send this many bytes, then stall until fake.unstall()
+    downloads: int = 0  # downloads started
 
 
 def meta_error(status: int, code: int, message: str, details: str = "", headers: dict[str, str] | None = None) -> Reply:
@@ -67,11 +101,19 @@ class FakeGraph:
         self.version = version
         self.requests: list[Recorded] = []
         self.responder: Callable[[Recorded], Reply | None] | None = None
+        self.media: dict[str, Media] = {}
+        self.url_ttl_s = 300.0
         self._scripted: list[Reply] = []
         self._lock = threading.Condition()
         self._gate = threading.Event()
         self._gate.set()
+        self._stall = threading.Event()
         self._ids = itertools.count(1)
+        self._media_ids = itertools.count(1)
+        self._url_key = hashlib.sha256(f"{access_token}:{time.time()}".encode()).digest()
+        self._throttle: tuple[int, float, float, int, int] | None = None  # errors, window, block, status, code
+        self._media_errors: list[float] = []
+        self._blocked_until = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -90,6 +132,7 @@ class FakeGraph:
 
     def stop(self) -> None:
         self._gate.set()
+        self._stall.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -98,7 +141,40 @@ class FakeGraph:
             self.requests.clear()
             self._scripted.clear()
             self.responder = None
+            self.media.clear()
+            self._throttle, self._media_errors, self._blocked_until = None, [], 0.0
         self._gate.set()
+        self._stall.set()
+
+    # -- media control ----------------------------------------------------------------------
+    def add_media(self, data: bytes, mime_type: str, media_id: str | None = None, **how: Any) -> str:
+        """Register media (see `Media` for how it may misbehave); returns its id."""
+        media_id = media_id or f"{9_000_000_000_000_000 + next(self._media_ids)}"
+        with self._lock:
+            self.media[media_id] = Media(data, mime_type, **how)
+            if how.get("stall_after") is not None:
+                self._stall.clear()
+        return media_id
+
+    def sha256_of(self, media_id: str) -> str:
+        return hashlib.sha256(self.media[media_id].data).hexdigest()
+
+    def throttle_media(
+        self, after_errors: int = 20, window_s: float = 3600, block_s: float = 1800, code: int = 4, status: int = 429
+    ) -> None:
+        """Meta's error-based throttle of the media endpoints: `after_errors` error answers in
+        `window_s` block every media request for `block_s` (429, `code`, Retry-After)."""
+        with self._lock:
+            self._throttle = (after_errors, window_s, block_s, status, code)
+
+    def unstall(self) -> None:
+        """Let stalled downloads go on (they drop the connection: the client sees a broken download)."""
+        self._stall.set()
+
+    def media_requests(self, media_id: str) -> list[Recorded]:
+        """Retrieve-URL requests and downloads of one media id, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if media_id in (_media_id_of(r.path), _attachment_mid(r.path))]
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order, then the default."""
@@ -128,6 +204,8 @@ class FakeGraph:
 
     # -- serving --------------------------------------------------------------------------
     def _answer(self, rec: Recorded) -> Reply:
+        if rec.method == "GET" or rec.path == f"/{self.version}/{self.phone_number_id}/media":
+            return self._answer_media(rec)
         expected_path = f"/{self.version}/{self.phone_number_id}/messages"
         if rec.method != "POST" or rec.path != expected_path:
             return meta_error(400, 100, f"Unsupported request to {rec.path}")
@@ -153,6 +231,108 @@ class FakeGraph:
         if rec.body.get("type") == "template":
             body["messages"][0]["message_status"] = "accepted"
         return Reply(200, body)
+
+    # -- media ------------------------------------------------------------------------------
+    def _answer_media(self, rec: Recorded) -> Reply:
+        now = time.monotonic()
+        with self._lock:
+            if self._throttle is not None and now < self._blocked_until:
+                _, _, _, status, code = self._throttle
+                retry_after = str(max(1, int(self._blocked_until - now + 0.999)))
+                return meta_error(
+                    status,
+                    code,
+                    f"({code}) Application request limit reached",
+                    "media throttled",
+                    headers={"Retry-After": retry_after},
+                )
+        reply = self._media_reply(rec)
+        if reply.status >= 400:
+            self._count_media_error(now)
+        return reply
+
+    def _count_media_error(self, now: float) -> None:
+        with self._lock:
+            if self._throttle is None:
+                return
+            after, window, block, _, _ = self._throttle
+            self._media_errors = [t for t in self._media_errors if t > now - window] + [now]
+            if len(self._media_errors) >= after:
+                self._blocked_until = now + block
+                self._media_errors = []
+
+    def _media_reply(self, rec: Recorded) -> Reply:
+        parts = urlsplit(rec.path)
+        if rec.method == "POST":
+            return self._upload(rec)
+        if rec.headers.get("authorization") != f"Bearer {self.access_token}":
+            return meta_error(401, 190, "Error validating access token")
+        if parts.path == "/whatsapp_business/attachments/":
+            return self._download(parse_qs(parts.query))
+        media_id = _media_id_of(rec.path)
+        if media_id is None:
+            return meta_error(400, 100, f"Unsupported request to {rec.path}")
+        return self._retrieve(media_id)
+
+    def _retrieve(self, media_id: str) -> Reply:
+        with self._lock:
+            media = self.media.get(media_id)
+            if media is not None and media.down > 0:
+                media.down -= 1
+                return meta_error(500, 2, "(#2) Service temporarily unavailable")
+            expired = media is not None and media.expired_urls > 0
+            if expired and media is not None:
+                media.expired_urls -= 1
+        if media is None:
+            unknown = meta_error(
+                400,
+                100,
+                f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be loaded due to "
+                "missing permissions, or does not support this operation.",
+            )
+            unknown.body["error"]["error_subcode"] = 33
+            return unknown
+        if media.gone:
+            return meta_error(404, 131052, "(#131052) Media download error", "Media is no longer available")
+        expires = int(time.time() + (-1 if expired else self.url_ttl_s))
+        return Reply(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.base_url}/whatsapp_business/attachments/?mid={media_id}&ext={expires}"
+                f"&hash={self._url_hash(media_id, expires)}",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256 or hashlib.sha256(media.data).hexdigest(),
+                "file_size": media.file_size if media.file_size is not None else len(media.data),
+                "id": media_id,
+            },
+        )
+
+    def _download(self, query: dict[str, list[str]]) -> Reply:
+        media_id, ext, sig = (query.get(k, [""])[0] for k in ("mid", "ext", "hash"))
+        with self._lock:
+            media = self.media.get(media_id)
+        valid = ext.isdigit() and hmac.compare_digest(sig, self._url_hash(media_id, int(ext)))
+        if media is None or media.gone or not valid or int(ext) < time.time():
+            return Reply(404, b"URL signature expired", {"Content-Type": "text/plain"})
+        with self._lock:
+            media.downloads += 1
+        return Reply(200, media.data, {"Content-Type": media.mime_type}, stall_after=media.stall_after)
+
+    def _upload(self, rec: Recorded) -> Reply:
+        if rec.headers.get("authorization") != f"Bearer {self.access_token}":
+            return meta_error(401, 190, "Error validating access token")
+        form, files = _multipart(rec)
+        if form.get("messaging_product") != "whatsapp":
+            return meta_error(400, 100, "(#100) The parameter messaging_product is required.")
+        upload = files.get("file")
+        if upload is None:
+            return meta_error(400, 100, "(#100) The parameter file is required.")
+        data, mime_type = upload
+        return Reply(200, {"id": self.add_media(data, form.get("type") or mime_type)})
+
+    def _url_hash(self, media_id: str, expires: int) -> str:
+        return hmac.new(self._url_key, f"{media_id}:{expires}".encode(), "sha256").hexdigest()[:32]
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -183,22 +363,60 @@ class FakeGraph:
                     fake._lock.notify_all()
                 fake._gate.wait()
                 reply = fake._answer(rec)
-                out = json.dumps(reply.body if reply.body is not None else {}).encode()
+                raw_body = isinstance(reply.body, (bytes, bytearray))
+                out = (
+                    bytes(reply.body) if raw_body else json.dumps(reply.body if reply.body is not None else {}).encode()
+                )
+                headers = {"Content-Type": "application/json", **reply.headers, "Content-Length": str(len(out))}
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(out)))
-                    for k, v in reply.headers.items():
+                    for k, v in headers.items():
                         self.send_header(k, v)
                     self.end_headers()
+                    if reply.stall_after is not None:
+                        self.wfile.write(out[: reply.stall_after])
+                        self.wfile.flush()
+                        fake._stall.wait(30)
+                        self.close_connection = True
+                        return
                     self.wfile.write(out)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client died meanwhile (crash tests)
+                    pass  # the client died meanwhile (crash tests, downloads aborted past a cap)
 
             do_POST = _handle
             do_GET = _handle
 
         return Handler
+
+
+def _media_id_of(path: str) -> str | None:
+    """The media id of GET /{version}/{media_id} (digits only, as Meta's ids)."""
+    segments = urlsplit(path).path.strip("/").split("/")
+    return segments[1] if len(segments) == 2 and segments[1].isdigit() else None
+
+
+def _attachment_mid(path: str) -> str | None:
+    parts = urlsplit(path)
+    if parts.path != "/whatsapp_business/attachments/":
+        return None
+    return parse_qs(parts.query).get("mid", [None])[0]
+
+
+def _multipart(rec: Recorded) -> tuple[dict[str, str], dict[str, tuple[bytes, str]]]:
+    """The fields and files of a multipart/form-data request body."""
+    from werkzeug.formparser import parse_form_data
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": rec.headers.get("content-type", ""),
+        "CONTENT_LENGTH": str(len(rec.raw)),
+        "wsgi.input": io.BytesIO(rec.raw),
+    }
+    _, form, files = parse_form_data(environ)
+    return (
+        {k: form[k] for k in form},
+        {k: (f.read(), f.mimetype) for k, f in files.items()},
+    )
 
 
 def main() -> None:

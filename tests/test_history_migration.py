@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 PLATFORM = ROOT / "supabase" / "local" / "platform.sql"
 REALTIME = ROOT / "supabase" / "local" / "realtime.sql"
+STORAGE = ROOT / "supabase" / "local" / "storage.sql"
 DRIVER = ROOT / "scripts" / "migrate_history.py"
 BASELINE = "20261125090100"
 DATABASE_URL = default_database_url()
@@ -233,10 +234,11 @@ def url_of(dbname: str) -> str:
 
 
 def bootstrap(dbname: str) -> None:
-    """supabase/local/platform.sql, then realtime.sql, in a scratch database, as supabase_admin
-    (as scripts/db does)."""
+    """supabase/local/platform.sql, then realtime.sql and storage.sql, in a scratch database, as
+    supabase_admin (as scripts/db does)."""
     run_file(default_admin_database_url(dbname), PLATFORM)
     run_file(default_admin_database_url(dbname), REALTIME)
+    run_file(default_admin_database_url(dbname), STORAGE)
 
 
 def admin() -> psycopg.Connection:

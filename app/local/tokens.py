@@ -26,7 +26,7 @@ from typing import Any
 
 import jwt
 
-from ..config import SUPABASE_CLI_JWT_SECRET, default_database_url, secret_from_env
+from ..config import SUPABASE_CLI_JWT_SECRET, SUPABASE_CLI_SERVICE_ROLE_KEY, default_database_url, secret_from_env
 
 #: The Supabase CLI's local JWT secret (`supabase status` prints it). Public knowledge: local only.
 LOCAL_JWT_SECRET = SUPABASE_CLI_JWT_SECRET
@@ -37,11 +37,7 @@ LOCAL_ANON_KEY = (
     "CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0"
 )
 #: The Supabase CLI's local service_role key: {"iss": "supabase-demo", "role": "service_role", ...}.
-LOCAL_SERVICE_ROLE_KEY = (
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0."
-    "EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
-)
+LOCAL_SERVICE_ROLE_KEY = SUPABASE_CLI_SERVICE_ROLE_KEY
 #: What Supabase Auth puts in `aud` (and `role`) of a signed-in user's token.
 AUTHENTICATED_AUDIENCE = "authenticated"
 LOCAL_ISSUER = "http://127.0.0.1:54321/auth/v1"

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from app.config import default_admin_database_url, default_database_url
-from bench.harness.paths import PLATFORM, REALTIME, ROOT
+from bench.harness.paths import PLATFORM, REALTIME, ROOT, STORAGE
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,12 @@ class Scratch:
 
     def create_platform(self) -> None:
         """A fresh database with the Supabase platform (supabase/local/platform.sql, then Realtime's
-        schema, supabase/local/realtime.sql) and no migration."""
+        and Storage's schemas, supabase/local/realtime.sql and storage.sql) and no migration."""
         self.drop()
         self.admin(sql.SQL("create database {} template template0").format(sql.Identifier(self.name)))
         psql_file(superuser_url(self.url), PLATFORM, quiet=True)
         psql_file(superuser_url(self.url), REALTIME, quiet=True)
+        psql_file(superuser_url(self.url), STORAGE, quiet=True)
         # Hosted Realtime reads realtime.messages from the WAL; the local stand-in's NOTIFY trigger
         # would serialise every broadcasting commit, which hosted never pays: off in benchmarks.
         with psycopg.connect(superuser_url(self.url), autocommit=True) as conn:
