@@ -601,11 +601,11 @@ def test_a_tenants_photo_reaches_the_landlords_app_and_no_one_elses(client, conf
     alice = LandlordClient(gateway.url, LOCAL_ANON_KEY, mint_token(ALICE, email="alice@zenrent.test"))
     bob = LandlordClient(gateway.url, LOCAL_ANON_KEY, mint_token(BOB, email="bob@zenrent.test"))
     try:
-        mine = alice.supabase.table("whatsapp_messages").select("media_status,media_path").eq("id", str(m["id"]))
-        (row,) = mine.execute().data
-        assert row["media_status"] == "stored"
-        signed = alice.supabase.storage.from_("whatsapp-media").create_signed_url(row["media_path"], 60)["signedURL"]
-        assert httpx.get(signed).content == photo  # identical bytes
+        message = alice.get_message(m["id"])  # the landlord client, as an app uses it
+        assert (message.media_status, message.media_size) == ("stored", len(photo))
+        assert httpx.get(alice.media_url(message, expires_in=60)).content == photo  # identical bytes, signed URL
+        assert alice.download_media(message) == photo
+        row = {"media_path": message.media_path}
         assert bob.supabase.table("whatsapp_messages").select("id").eq("id", str(m["id"])).execute().data == []
         bobs = bob.supabase.storage.from_("whatsapp-media")
         for attempt in (

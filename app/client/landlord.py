@@ -27,7 +27,7 @@ from supabase.lib.client_options import DEFAULT_HEADERS
 
 from supabase import Client, ClientOptions, create_client
 
-from .errors import InvalidValue, LandlordClientError, NotFound, from_api_error
+from .errors import InvalidValue, LandlordClientError, NotFound, WrongState, from_api_error
 from .events import landlord_topic
 from .models import CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page
 
@@ -64,6 +64,10 @@ def _decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
         return payload
     except (ValueError, KeyError, TypeError):
         raise InvalidValue(None, "invalid page cursor", "pass next_cursor from the previous page unchanged") from None
+
+
+#: The private Storage bucket of WhatsApp media (created by migration 20261129170000).
+MEDIA_BUCKET = "whatsapp-media"
 
 
 class LandlordClient:
@@ -283,6 +287,28 @@ class LandlordClient:
         if not rows:
             raise NotFound(None, "message not found")
         return Message.from_row(rows[0])
+
+    def media_url(self, message: Message, expires_in: int = 300) -> str:
+        """A signed, expiring URL of a message's stored media (photo, voice note, document).
+
+        Storage signs it only if RLS lets this landlord read the object (their own message's media).
+        Raises WrongState while the media is pending or failed (`media_error` says why), NotFound
+        for a message without media.
+        """
+        if message.media_status is None:
+            raise NotFound(None, "this message has no media")
+        if message.media_status != "stored" or not message.media_path:
+            raise WrongState(None, f"the media is {message.media_status}", details=message.media_error)
+        signed = self._sb.storage.from_(MEDIA_BUCKET).create_signed_url(message.media_path, expires_in)
+        return str(signed.get("signedURL") or signed.get("signedUrl"))
+
+    def download_media(self, message: Message) -> bytes:
+        """The bytes of a message's stored media, through a signed URL (see media_url)."""
+        import httpx
+
+        response = httpx.get(self.media_url(message, expires_in=60), timeout=60)
+        response.raise_for_status()
+        return response.content
 
     def send_message(self, conversation_id: UUID | str, body: str) -> UUID:
         """Queue a reply; it goes out as "From <your name> via ZenRent:" + newline + body.

@@ -46,6 +46,10 @@ MESSAGE_COLUMNS = (
     "media_mime_type",
     "media_caption",
     "media_filename",
+    "media_status",
+    "media_path",
+    "media_size",
+    "media_error",
     "reply_to_message_id",
     "contact_name",
     "status",
@@ -150,6 +154,10 @@ class Message:
     media_filename: str | None
     reply_to_message_id: UUID | None
     contact_name: str | None
+    media_status: str | None = None  # pending | stored | failed (null: no media)
+    media_path: str | None = None  # the object in the whatsapp-media bucket, once stored
+    media_size: int | None = None
+    media_error: str | None = None  # why the media could not be kept (docs/media.md), when failed
     raw_sent_at: str = field(default="", repr=False, compare=False)  # exact, for cursors
 
     @classmethod
@@ -177,6 +185,10 @@ class Message:
             media_caption=row.get("media_caption"),
             media_filename=row.get("media_filename"),
             reply_to_message_id=_uuid(row.get("reply_to_message_id")),
+            media_status=row.get("media_status"),
+            media_path=row.get("media_path"),
+            media_size=row.get("media_size"),
+            media_error=row.get("media_error"),
             contact_name=row.get("contact_name"),
             raw_sent_at=row["sent_at"],
         )
