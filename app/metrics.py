@@ -24,6 +24,9 @@ Metrics:
   zenrent_outbound_failed_24h{code}                failed sends in the last 24 h by Meta error code
   zenrent_webhook_errors_24h                       value.errors[] reported by Meta in the last 24 h
   zenrent_webhook_dead_letters_24h                 dead letters kept in the last 24 h (all workers, all sources)
+  zenrent_media_jobs_pending                       media downloads and uploads waiting (a stopped media worker grows it)
+  zenrent_media_oldest_pending_seconds             age of the oldest waiting media job
+  zenrent_media_failed_24h{kind,code}              media jobs failed for good in 24 h by kind and error code
 """
 
 from __future__ import annotations
@@ -102,9 +105,7 @@ class DatabaseCollector:
             depth.add_metric([state], s[f"outbound_{state}"])
         yield depth
         oldest = GaugeMetricFamily("zenrent_outbound_oldest_queued_seconds", "Age of the oldest queued message")
-        at = s.get("oldest_queued_at")
-        age = 0.0 if not at else (datetime.now(UTC) - datetime.fromisoformat(at)).total_seconds()
-        oldest.add_metric([], max(age, 0.0))
+        oldest.add_metric([], _age_seconds(s.get("oldest_queued_at")))
         yield oldest
         failed = GaugeMetricFamily("zenrent_outbound_failed_24h", "Failed sends in 24 h by Meta code", labels=["code"])
         for code, n in (s.get("outbound_failed_last_24h") or {}).items():
@@ -116,6 +117,26 @@ class DatabaseCollector:
         dead = GaugeMetricFamily("zenrent_webhook_dead_letters_24h", "Webhook dead letters kept in the last 24 h")
         dead.add_metric([], _count(s.get("dead_letters_last_24h")))  # 0 until the database reports it
         yield dead
+        media = GaugeMetricFamily("zenrent_media_jobs_pending", "Media downloads and uploads waiting")
+        media.add_metric([], _count(s.get("media_pending")))
+        yield media
+        media_age = GaugeMetricFamily("zenrent_media_oldest_pending_seconds", "Age of the oldest waiting media job")
+        media_age.add_metric([], _age_seconds(s.get("oldest_media_pending_at")))
+        yield media_age
+        media_failed = GaugeMetricFamily(
+            "zenrent_media_failed_24h", "Media jobs failed for good in 24 h", labels=["kind", "code"]
+        )
+        for key, n in (s.get("media_failed_last_24h") or {}).items():
+            kind, _, code = str(key).partition(":")
+            media_failed.add_metric([kind, code], _count(n))
+        yield media_failed
+
+
+def _age_seconds(at: object) -> float:
+    """Seconds since an ISO timestamp from the database (0 when there is none)."""
+    if not isinstance(at, str) or not at:
+        return 0.0
+    return max((datetime.now(UTC) - datetime.fromisoformat(at)).total_seconds(), 0.0)
 
 
 def _count(value: object) -> int:

@@ -698,6 +698,39 @@ def test_dead_letters_are_counted_in_metrics(client, config, admin, monkeypatch)
     assert after[("zenrent_webhook_dead_letters_24h", ())] == service_status(admin).get("dead_letters_last_24h", 0)
 
 
+def test_media_backlog_and_failures_are_in_metrics(client, config, admin, world, monkeypatch):
+    """A media worker that stopped shows as a growing backlog; a file lost for good is counted by code."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    wamid = f"wamid.OPS.{uuid.uuid4().hex}"
+    message = {
+        "from": PHONE + "5",
+        "id": wamid,
+        "timestamp": str(int(time.time())),
+        "type": "image",
+        "image": {"id": "media." + wamid, "mime_type": "image/jpeg", "sha256": "c2hh"},
+    }
+    with admin.transaction():
+        admin.execute("set local role service_role")
+        admin.execute("select public.route_inbound_message(%s::jsonb)", [json.dumps(message)])
+    before = scrape(client)
+    status = service_status(admin)
+    assert status["media_pending"] >= 1
+    assert before[("zenrent_media_jobs_pending", ())] == status["media_pending"]
+    assert before[("zenrent_media_oldest_pending_seconds", ())] >= 0
+    with admin.transaction():
+        job = admin.execute(
+            "select j.id from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id "
+            "where m.wamid = %s",
+            [wamid],
+        ).fetchone()["id"]
+        admin.execute("set local role service_role")
+        admin.execute("select public.fail_media_job(%s, 'gone', false)", [job])
+    after = scrape(client)
+    key = ("zenrent_media_failed_24h", (("code", "gone"), ("kind", "download")))
+    assert after[key] - before.get(key, 0.0) == 1
+    assert after[("zenrent_media_jobs_pending", ())] == before[("zenrent_media_jobs_pending", ())] - 1
+
+
 def test_concurrent_scrapes_all_succeed(app):
     from concurrent.futures import ThreadPoolExecutor
 

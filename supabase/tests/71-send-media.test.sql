@@ -6,7 +6,7 @@
 -- another landlord's conversation, a worker call from a landlord.
 -- Phones 4474009100xx are used only here.
 begin;
-select plan(22);
+select plan(24);
 
 select tests.add_landlord('ms_lena', 'Lena Landlord');
 select tests.add_landlord('ms_mark', 'Mark Other');
@@ -112,6 +112,13 @@ select public.fail_media_job((select id from image_upload), 'upload_rejected', f
 reset role;
 select results_eq($$ select status, media_status, failed_at is not null from public.whatsapp_messages where media_path like '%/outbound/boiler.jpg' $$,
   $$ values ('failed', 'failed', true) $$, 'a permanent upload failure fails the message, so nothing waits forever');
+create temp table waiting on commit drop as select count(*)::int as n from private.media_jobs where done_at is null;
+grant select on waiting to service_role;
+select tests.authenticate_as_service_role();
+select is((public.whatsapp_service_status() -> 'media_failed_last_24h' ->> 'upload:upload_rejected')::int, 1,
+  'the status page and /metrics count the failed upload by kind and code');
+select is((public.whatsapp_service_status() ->> 'media_pending')::int, (select n from waiting), 'and the media jobs still waiting');
+reset role;
 select tests.authenticate_as('ms_mark');
 select is_empty($$ select 1 from public.whatsapp_messages where media_path like '%/outbound/%' $$,
   'another landlord sees none of Lena''s files');
