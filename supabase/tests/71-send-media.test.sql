@@ -6,7 +6,7 @@
 -- another landlord's conversation, a worker call from a landlord.
 -- Phones 4474009100xx are used only here.
 begin;
-select plan(24);
+select plan(25);
 
 select tests.add_landlord('ms_lena', 'Lena Landlord');
 select tests.add_landlord('ms_mark', 'Mark Other');
@@ -70,6 +70,8 @@ select results_eq($$ select type, status, media_status, media_mime_type from pub
   'both wait, media pending, typed by their MIME type');
 select is((select count(*)::int from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id
            where j.kind = 'upload' and m.media_path like '%/outbound/%'), 2, 'each has an upload job');
+select is((select count(*)::int from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id
+           where j.kind <> 'upload' and m.media_path like '%/outbound/%'), 0, 'and no other job (nothing to download)');
 select tests.authenticate_as_service_role();
 select is_empty($$ select 1 from public.claim_outbound_messages(10) where kind = 'media' $$,
   'the sender does not claim a file Meta does not have yet');
