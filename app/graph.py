@@ -97,23 +97,49 @@ class InvalidMessage(ValueError):
     """A claimed row that cannot be turned into a Graph API request (never retried)."""
 
 
+MEDIA_MESSAGE_TYPES = ("image", "video", "audio", "document")  # what a landlord's file goes out as
+
+
 def checked_payload(msg: OutboundMessage) -> Mapping[str, Any]:
     """The claimed message's payload, posted unchanged, once it is sure to be a message Meta can
     take: for the right recipient, of a known type with its object, and naming the message in
-    biz_opaque_callback_data (how a crashed send is reconciled from status webhooks)."""
+    biz_opaque_callback_data (how a crashed send is reconciled from status webhooks).
+
+    A landlord's file (claim kind 'media') goes out as an image, video, audio or document message
+    whose object is `{"id": <Meta's media id>, "caption"?: ...}`, sent by id (audio has no caption)."""
     p = msg.payload
     kind = p.get("type")
     if p.get("messaging_product") != "whatsapp" or not msg.to_phone or p.get("to") != msg.to_phone:
         raise InvalidMessage("payload is not a WhatsApp message for this recipient")
-    if kind not in ("text", "template", "interactive") or kind != msg.kind or not isinstance(p.get(kind), Mapping):
+    known = kind in MEDIA_MESSAGE_TYPES if msg.kind == "media" else kind in ("text", "template", "interactive")
+    if (
+        not isinstance(kind, str)
+        or not known
+        or (msg.kind != "media" and kind != msg.kind)
+        or not isinstance(p.get(kind), Mapping)
+    ):
         raise InvalidMessage(f"payload of unknown or incomplete type {kind!r}")
     if kind == "text" and not str(p["text"].get("body") or "").strip():
         raise InvalidMessage("text message without a body")
     if kind == "template" and not (p["template"].get("name") and p["template"].get("language")):
         raise InvalidMessage("template message without name or language")
+    if msg.kind == "media":
+        _check_media_object(kind, p[kind])
     if p.get("biz_opaque_callback_data") != str(msg.id):
         raise InvalidMessage("payload does not name its message in biz_opaque_callback_data")
     return p
+
+
+def _check_media_object(kind: str, media: Mapping[str, Any]) -> None:
+    """`{"id", "caption"?}` with a non-empty id: never a link (Meta would fetch it) or anything else."""
+    media_id = media.get("id")
+    if not isinstance(media_id, str) or not media_id.strip():
+        raise InvalidMessage(f"{kind} message without a media id")
+    allowed = {"id"} if kind == "audio" else {"id", "caption"}
+    if set(media) - allowed:
+        raise InvalidMessage(f"{kind} message with {sorted(set(media) - allowed)} besides {sorted(allowed)}")
+    if "caption" in media and not isinstance(media["caption"], str):
+        raise InvalidMessage(f"{kind} message whose caption is not text")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> int | None:

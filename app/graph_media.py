@@ -4,8 +4,8 @@
   `MediaInfo` (url, mime_type, sha256, file_size, id). The url is valid for about 5 minutes.
 * `download(info, cap, into)`: GET that url with the bearer token, streamed into a file, aborted
   as soon as it passes `cap` bytes; returns the size and the SHA-256 of what arrived.
-* `upload(path, mime_type)`: POST /{version}/{phone_number_id}/media (multipart) -> media id, for
-  files a landlord sends (not used by the worker yet: the media-job contract has no outbound kind).
+* `upload(file, filename, mime_type)`: POST /{version}/{phone_number_id}/media (multipart) -> media
+  id, for the files a landlord sends (the worker's `upload` jobs); the message then goes out by id.
 
 Every refusal is a `MediaFailure` with a stable code (the `media_error` a message ends with) and
 whether trying again later can help. Meta's error codes:
@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .graph import AUTH_CODES, PAIR_RATE_LIMIT, THROTTLE_CODES, TRANSIENT_CODES, parse_retry_after
+from .media_types import base_mime_type as base_mime_type  # re-exported: the worker's and the tests' name for it
 
 MEDIA_GONE = 131052  # "Media download error": Meta no longer has (or never had) the media
 OBJECT_MISSING = (100, 33)  # (code, error_subcode): the media id does not exist or is not ours
@@ -96,11 +97,6 @@ class Downloaded:
     path: Path
     size: int
     sha256: bytes  # the raw digest of the bytes that arrived
-
-
-def base_mime_type(value: str | None) -> str:
-    """'audio/ogg; codecs=opus' -> 'audio/ogg': the type Storage and the bucket's allow-list compare."""
-    return (value or "").split(";", 1)[0].strip().lower()
 
 
 def digest_matches(expected: str, digest: bytes) -> bool:

@@ -18,11 +18,18 @@ again, so a worker killed mid-download loses nothing), then, several jobs at onc
     retry overwrites its own earlier copy) to that path; `public.complete_media_job`.
   * move: storage3 move from `held/...` to the landlord's folder once a held message is filed;
     complete (an earlier attempt that moved it but died before completing is recognised).
+  * upload (a file a landlord sends, public.send_whatsapp_media): the MIME type must be one
+    WhatsApp sends as the message's type and `from_path` a plain `<landlord>/outbound/...` name;
+    storage3 reads the object (service key; its type and size checked against the type's cap
+    before it is read), POST /{version}/{phone_number_id}/media names it by the object's last
+    path segment (never text from the conversation); `public.complete_media_upload` records
+    Meta's media id, and the sender sends the message by that id.
 A failure calls `public.fail_media_job(job, code, retryable, retry_after)`: retryable ones
 (Graph 5xx, network, an expired URL that stayed expired after fetching a new one twice, 429 and
 Meta's throttling codes, Storage unavailable) come back with the database's backoff until Meta's
 7 days run out; permanent ones (too_large, sha256_mismatch, mime_not_allowed, gone, ...) set the
-message's media_status 'failed' with the code in media_error.
+message's media_status 'failed' with the code in media_error (and fail a landlord's queued message
+whose file could not be uploaded).
 
 Graph requests go through a token bucket (ZR_MEDIA_RATE per second); a throttling answer pauses
 the whole worker for Retry-After (or 1, 2, 4 ... 60 s). SIGTERM / SIGINT: stop claiming, finish
@@ -34,6 +41,7 @@ service (scripts/run), and in `MediaWorker.stats` for tests and benchmarks.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
@@ -44,8 +52,9 @@ import tempfile
 import threading
 import time
 from collections import Counter as Tally
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,49 +74,17 @@ from .graph_media import (
     GraphMediaClient,
     MediaFailure,
     MediaInfo,
-    base_mime_type,
     digest_matches,
     permanent,
     retryable,
 )
 from .logging_setup import configure_logging, log_event
+from .media_types import MEDIA_TYPES, SENDABLE_TYPES, MediaKind, base_mime_type
 from .sender import TokenBucket
 
 log = logging.getLogger("app.media")
 
 _DB_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
-KiB, MiB = 1024, 1024 * 1024
-
-
-@dataclass(frozen=True)
-class MediaKind:
-    cap: int  # bytes
-    mime_types: frozenset[str]
-
-
-#: What each WhatsApp message type may carry, and its size cap (Cloud API "Supported Media Types").
-MEDIA_TYPES: Mapping[str, MediaKind] = {
-    "image": MediaKind(5 * MiB, frozenset({"image/jpeg", "image/png"})),
-    "sticker": MediaKind(500 * KiB, frozenset({"image/webp"})),
-    "audio": MediaKind(16 * MiB, frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"})),
-    "video": MediaKind(16 * MiB, frozenset({"video/mp4", "video/3gpp"})),
-    "document": MediaKind(
-        100 * MiB,
-        frozenset(
-            {
-                "text/plain",
-                "application/pdf",
-                "application/vnd.ms-excel",
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                "application/msword",
-                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                "application/vnd.ms-powerpoint",
-                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-            }
-        ),
-    ),
-}
-
 #: The shape of every object path a claim may return (ids and an extension; no user text).
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 _FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[a-z0-9]{1,8}\Z")
@@ -122,6 +99,21 @@ def checked_object_path(path: str | None) -> str:
     if not shape_ok or not _FILE.match(file):
         raise permanent("invalid_path", f"the claim returned an unusable object path {path!r}")
     return "/".join(parts)
+
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
+def checked_outbound_path(path: str | None) -> tuple[str, str]:
+    """An upload job's `from_path` and the filename Meta gets (its last segment) if the path is
+    `<landlord>/outbound/.../<name>`; else invalid_path (no `.`/`..` or empty segment, no quote,
+    backslash or control character: nothing that could leave the folder or the multipart header)."""
+    value = path or ""
+    parts = value.split("/")
+    shape_ok = len(parts) >= 3 and _SEGMENT.match(parts[0]) is not None and parts[1] == "outbound"
+    if not shape_ok or any(p in ("", ".", "..") for p in parts) or _UNSAFE_NAME.search(value) or len(value) > 1024:
+        raise permanent("invalid_path", "the upload job names an unusable object path (see its from_path)")
+    return value, parts[-1]
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -212,7 +204,7 @@ class MediaJob:
     """One row of public.claim_media_jobs()."""
 
     job_id: int
-    kind: str  # download | move
+    kind: str  # download | move | upload
     message_id: UUID
     media_id: str | None
     mime_type: str | None
@@ -242,6 +234,7 @@ class MediaJob:
 class Stored:
     path: str
     size: int | None  # None for a move: the size is already recorded
+    media_id: str | None = None  # an upload: Meta's id of the file
 
 
 Outcome = Stored | MediaFailure
@@ -252,7 +245,7 @@ Outcome = Stored | MediaFailure
 JOBS_CLAIMED = Counter("zenrent_media_jobs_claimed_total", "Media jobs claimed", ["kind"])
 JOBS_STORED = Counter("zenrent_media_jobs_stored_total", "Media jobs completed (stored or moved)", ["kind"])
 JOBS_FAILED = Counter("zenrent_media_jobs_failed_total", "Failed media job attempts by code", ["code", "retryable"])
-MEDIA_BYTES = Counter("zenrent_media_bytes_total", "Bytes downloaded from Meta and stored")
+MEDIA_BYTES = Counter("zenrent_media_bytes_total", "Bytes copied: downloaded from Meta and stored, or uploaded to Meta")
 JOB_SECONDS = Histogram(
     "zenrent_media_job_seconds",
     "Time to process one media job",
@@ -319,10 +312,15 @@ class MediaStorage:
         self.bucket = bucket
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, missing: str | None = None) -> Iterator[None]:
+        """Storage's answers as failures; with `missing`, an object that does not exist is gone."""
         try:
             yield
-        except (StorageApiError, httpx.HTTPError, OSError) as exc:
+        except StorageApiError as exc:
+            if missing is not None and str(exc.status) == "404" and exc.code == "not_found":
+                raise permanent("gone", missing) from None
+            raise storage_failure(exc) from None
+        except (httpx.HTTPError, OSError) as exc:
             raise storage_failure(exc) from None
 
     def upload(self, name: str, file: Path, mime_type: str) -> None:
@@ -335,6 +333,23 @@ class MediaStorage:
     def exists(self, name: str) -> bool:
         with self._errors():
             return self._client.from_(self.bucket).exists(name)
+
+    def read(self, name: str, mime_type: str, cap: int) -> bytes:
+        """An outbound file's bytes, once Storage says it is of `mime_type` and no larger than
+        `cap` (so an oversize file is never read); gone when the object is missing (deleted)."""
+        bucket = self._client.from_(self.bucket)
+        with self._errors(missing="the file is no longer in Storage (deleted after sending?)"):
+            info = bucket.info(name)
+            stored_type = base_mime_type(info.get("content_type") or info.get("contentType"))
+            size = info.get("size")
+            if stored_type and stored_type != mime_type:
+                raise permanent("mime_not_allowed", f"the object is {stored_type} now, it was sent as {mime_type}")
+            if isinstance(size, int) and size > cap:
+                raise permanent("too_large", f"{size} bytes, the cap is {cap}")
+            data = bucket.download(name)
+        if len(data) > cap:
+            raise permanent("too_large", f"{len(data)} bytes, the cap is {cap}")
+        return data
 
     def move(self, source: str, target: str) -> None:
         """Move, or recognise that an earlier attempt already did (source gone, target there)."""
@@ -355,6 +370,50 @@ class MediaStorage:
 
     def close(self) -> None:
         self._http.close()
+
+
+# -- landlords' files: the download job the SQL queues beside each upload -------------------------------
+#
+# send_whatsapp_media (20261129170100) inserts its message with media_status 'pending', and the
+# trigger of 20261129170000 queues a download for every pending message: each landlord's file
+# gets, besides its `upload` job, a `download` job without a media id (inbound media always has
+# one). There is nothing to download. Failing that job would fail the queued message (and mark a
+# sent one's media failed); completing it before the upload would let the sender claim a message
+# Meta has no file for. So it is completed right after its upload succeeded, with the path the
+# message already has (complete_media_job then changes nothing), failed with the upload's code if
+# the upload failed for good, and otherwise left claimed (claimed again after 10 minutes) until
+# this worker knows how the upload ended. A migration that queues downloads for incoming messages
+# only makes all of this unused (docs/media.md, "Sending files").
+
+
+def is_upload_shadow(job: MediaJob) -> bool:
+    """The SQL's download job beside a landlord's file: a download with no media id."""
+    return job.kind == "download" and not job.media_id
+
+
+class Deferred(Exception):
+    """A job left claimed on purpose: it is claimed again after the reclaim timeout."""
+
+
+class UploadOutcomes:
+    """How this worker's recent uploads ended, by message (the path stored, or the permanent
+    failure), for their shadow download jobs. Bounded; thread-safe."""
+
+    def __init__(self, size: int = 10_000):
+        self._size = size
+        self._by_message: OrderedDict[UUID, str | MediaFailure] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, message_id: UUID, outcome: str | MediaFailure) -> None:
+        with self._lock:
+            self._by_message[message_id] = outcome
+            self._by_message.move_to_end(message_id)
+            while len(self._by_message) > self._size:
+                self._by_message.popitem(last=False)
+
+    def get(self, message_id: UUID) -> str | MediaFailure | None:
+        with self._lock:
+            return self._by_message.get(message_id)
 
 
 # -- the worker --------------------------------------------------------------------------------------
@@ -386,6 +445,7 @@ class MediaWorker:
         self._executor = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="media")
         self._throttle_lock = threading.Lock()
         self._consecutive_throttles = 0
+        self.uploads = UploadOutcomes()
 
     # -- database ---------------------------------------------------------------------------
     def claim(self, batch_size: int) -> list[MediaJob]:
@@ -413,6 +473,13 @@ class MediaWorker:
         return False
 
     def complete(self, job: MediaJob, stored: Stored) -> bool:
+        if job.kind == "upload":
+            return self._record(
+                "media.complete_failed",
+                "select public.complete_media_upload(%s, %s)",
+                [job.job_id, stored.media_id],
+                job,
+            )
         return self._record(
             "media.complete_failed",
             "select public.complete_media_job(%s, %s, %s)",
@@ -505,12 +572,38 @@ class MediaWorker:
             self.storage.move(source, target)
         return Stored(target, None)
 
+    # -- uploads (files landlords send) -------------------------------------------------------
+    def _upload(self, job: MediaJob) -> Stored:
+        """Read the landlord's file from Storage and put it with Meta; Meta's id goes to the message."""
+        kind = MEDIA_TYPES.get(job.media_type or "") if job.media_type in SENDABLE_TYPES else None
+        mime_type = base_mime_type(job.mime_type)
+        if kind is None or mime_type not in kind.mime_types:
+            raise permanent("mime_not_allowed", f"WhatsApp cannot send {mime_type or 'a file'} as {job.media_type}")
+        path, filename = checked_outbound_path(job.from_path)
+        data = self.storage.read(path, mime_type, kind.cap)
+        self._pace()
+        media_id = self.graph.upload(io.BytesIO(data), filename, mime_type)
+        return Stored(path, len(data), media_id)
+
+    def _shadow(self, job: MediaJob) -> Stored:
+        """The download job beside an upload (see is_upload_shadow): settled as its upload ended."""
+        ended = self.uploads.get(job.message_id)
+        if isinstance(ended, str):
+            return Stored(ended, None)  # the message's own path: complete_media_job changes nothing
+        if isinstance(ended, MediaFailure):
+            raise permanent(ended.code, "its upload failed for good")  # the message is failed already
+        raise Deferred("the file's upload has not ended in this worker")
+
     # -- one job ------------------------------------------------------------------------------
     def _do(self, job: MediaJob) -> Stored:
+        if is_upload_shadow(job):
+            return self._shadow(job)
         if job.kind == "download":
             return self._download(job)
         if job.kind == "move":
             return self._move(job)
+        if job.kind == "upload":
+            return self._upload(job)
         # A kind newer SQL knows and this worker does not: keep it for a worker that does.
         raise retryable("unsupported_job", f"this worker does not do {job.kind!r} jobs")
 
@@ -519,7 +612,14 @@ class MediaWorker:
         started = time.monotonic()
         try:
             stored = self._do(job)
+        except Deferred as deferred:
+            log_event(
+                log, "media.deferred", job_id=job.job_id, kind=job.kind, message_id=job.message_id, reason=deferred
+            )
+            return retryable("deferred", str(deferred))  # not recorded: the job stays claimed
         except MediaFailure as failure:
+            if job.kind == "upload" and not failure.retryable:
+                self.uploads.record(job.message_id, failure)
             self._on_failure(job, failure, started)
             return failure
         except Exception as exc:  # a bug must not kill the worker: logged, and the job comes back
@@ -529,15 +629,18 @@ class MediaWorker:
             return bug
         with self._throttle_lock:
             self._consecutive_throttles = 0
-        self.complete(job, stored)
+        if self.complete(job, stored) and job.kind == "upload":
+            self.uploads.record(job.message_id, stored.path)
         self.stats.on_stored(job, stored, time.monotonic() - started)
+        outbound = job.kind == "upload" or is_upload_shadow(job)
+        where: dict[str, Any] = {"media_id": stored.media_id} if outbound else {"path": stored.path}
         log_event(
             log,
             "media.stored",
             job_id=job.job_id,
             kind=job.kind,
             message_id=job.message_id,
-            path=stored.path,
+            **where,  # an outbound object's name may be one a landlord chose: not logged
             size=stored.size,
             attempt=job.attempt_count,
             ms=int((time.monotonic() - started) * 1000),
@@ -570,8 +673,21 @@ class MediaWorker:
         """Claim one batch and process it, jobs in parallel; returns how many jobs were claimed."""
         jobs = self.claim(self.config.batch_size)
         self.stats.on_claimed(jobs)
-        wait([self._executor.submit(self.process, job) for job in jobs])
+        shadows = {job.message_id: job for job in jobs if is_upload_shadow(job)}
+        uploads = {job.message_id for job in jobs if job.kind == "upload"}
+        tasks: list[Future[Any]] = []
+        for job in jobs:
+            if job.kind == "upload" and job.message_id in shadows:
+                tasks.append(self._executor.submit(self._process_in_order, [job, shadows[job.message_id]]))
+            elif not (is_upload_shadow(job) and job.message_id in uploads):
+                tasks.append(self._executor.submit(self.process, job))
+        wait(tasks)
         return len(jobs)
+
+    def _process_in_order(self, jobs: list[MediaJob]) -> None:
+        """An upload, then the download job the SQL queued beside it (settled by how the upload ended)."""
+        for job in jobs:
+            self.process(job)
 
     def run(self) -> None:
         log_event(log, "media.started", rate=self.config.rate, concurrency=self.config.concurrency)

@@ -11,7 +11,9 @@ answers like Meta:
   points back at this fake (/whatsapp_business/attachments/?mid=&ext=&hash=, like Meta's
   lookaside URLs) and expires after `fake.url_ttl_s` (300 s, as Meta's do);
 * GET that url with the bearer token: the bytes (404 once expired or tampered with);
-* POST /{version}/{phone_number_id}/media (multipart: messaging_product, type, file): {"id"}.
+* POST /{version}/{phone_number_id}/media (multipart: messaging_product, type, file): {"id"}; the
+  file becomes media the fake serves (`fake.media[id]`, with the filename it was sent under), or
+  the next of `fake.script_uploads(...)`'s replies is the answer instead.
 
 A registered `Media` can lie about its sha256 or size, be `gone` (404, error 131052), answer 500
 for its next `down` requests, hand out already-expired URLs, or stall halfway through its bytes.
@@ -21,7 +23,8 @@ and Retry-After until the block ends. `fake.hold()` keeps requests waiting until
 `fake.release()` so a test can act while a request is in flight.
 
 Run alone it stands in for Meta while trying the system locally (GRAPH_API_BASE's default):
-    .venv/bin/python tests/fake_graph.py [PORT]      # default 8089, prints each request
+    .venv/bin/python tests/fake_graph.py [PORT] [--quiet]   # default 8089, prints each request (not with --quiet)
+    (port 0: a free one; the first line says "fake Graph API on http://127.0.0.1:PORT")
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Media:
     expired_urls: int = 0  # the next `expired_urls` URLs handed out are already expired
     stall_after: int | None = None  # downloads send this many bytes, then stall until fake.unstall()
     downloads: int = 0  # downloads started
+    filename: str | None = None  # the name it was uploaded under (POST /{phone_number_id}/media)
 
 
 def meta_error(status: int, code: int, message: str, details: str = "", headers: dict[str, str] | None = None) -> Reply:
@@ -104,6 +108,7 @@ class FakeGraph:
         self.media: dict[str, Media] = {}
         self.url_ttl_s = 300.0
         self._scripted: list[Reply] = []
+        self._upload_replies: list[Reply] = []
         self._lock = threading.Condition()
         self._gate = threading.Event()
         self._gate.set()
@@ -140,6 +145,7 @@ class FakeGraph:
         with self._lock:
             self.requests.clear()
             self._scripted.clear()
+            self._upload_replies.clear()
             self.responder = None
             self.media.clear()
             self._throttle, self._media_errors, self._blocked_until = None, [], 0.0
@@ -175,6 +181,16 @@ class FakeGraph:
         """Retrieve-URL requests and downloads of one media id, in arrival order."""
         with self._lock:
             return [r for r in self.requests if media_id in (_media_id_of(r.path), _attachment_mid(r.path))]
+
+    def script_uploads(self, *replies: Reply) -> None:
+        """Answer the next uploads (POST /{phone_number_id}/media) with these replies, in order."""
+        with self._lock:
+            self._upload_replies.extend(replies)
+
+    def uploads(self) -> list[Recorded]:
+        """The upload requests, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.endswith("/media")]
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order, then the default."""
@@ -322,14 +338,18 @@ class FakeGraph:
     def _upload(self, rec: Recorded) -> Reply:
         if rec.headers.get("authorization") != f"Bearer {self.access_token}":
             return meta_error(401, 190, "Error validating access token")
+        with self._lock:
+            scripted = self._upload_replies.pop(0) if self._upload_replies else None
+        if scripted is not None:
+            return scripted
         form, files = _multipart(rec)
         if form.get("messaging_product") != "whatsapp":
             return meta_error(400, 100, "(#100) The parameter messaging_product is required.")
         upload = files.get("file")
         if upload is None:
             return meta_error(400, 100, "(#100) The parameter file is required.")
-        data, mime_type = upload
-        return Reply(200, {"id": self.add_media(data, form.get("type") or mime_type)})
+        data, mime_type, filename = upload
+        return Reply(200, {"id": self.add_media(data, form.get("type") or mime_type, filename=filename)})
 
     def _url_hash(self, media_id: str, expires: int) -> str:
         return hmac.new(self._url_key, f"{media_id}:{expires}".encode(), "sha256").hexdigest()[:32]
@@ -402,8 +422,8 @@ def _attachment_mid(path: str) -> str | None:
     return parse_qs(parts.query).get("mid", [None])[0]
 
 
-def _multipart(rec: Recorded) -> tuple[dict[str, str], dict[str, tuple[bytes, str]]]:
-    """The fields and files of a multipart/form-data request body."""
+def _multipart(rec: Recorded) -> tuple[dict[str, str], dict[str, tuple[bytes, str, str | None]]]:
+    """The fields and files (bytes, MIME type, filename) of a multipart/form-data request body."""
     from werkzeug.formparser import parse_form_data
 
     environ = {
@@ -415,7 +435,7 @@ def _multipart(rec: Recorded) -> tuple[dict[str, str], dict[str, tuple[bytes, st
     _, form, files = parse_form_data(environ)
     return (
         {k: form[k] for k in form},
-        {k: (f.read(), f.mimetype) for k, f in files.items()},
+        {k: (f.read(), f.mimetype, f.filename) for k, f in files.items()},
     )
 
 
@@ -423,7 +443,9 @@ def main() -> None:
     import os
     import sys
 
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8089
+    args = [a for a in sys.argv[1:] if a != "--quiet"]
+    quiet = "--quiet" in sys.argv[1:]  # benchmarks: only the first line (where it listens)
+    port = int(args[0]) if args else 8089
     fake = FakeGraph(
         os.environ.get("WHATSAPP_ACCESS_TOKEN", "local-access-token"),
         os.environ.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
@@ -435,7 +457,8 @@ def main() -> None:
         print(json.dumps({"path": rec.path, "body": rec.body}), flush=True)
         return None
 
-    fake.responder = show
+    if not quiet:
+        fake.responder = show
     fake.start()
     print(f"fake Graph API on {fake.base_url}", flush=True)
     try:

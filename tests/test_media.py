@@ -635,7 +635,7 @@ def test_upload_media_for_an_outbound_message(fake, config):
 
 
 def test_a_job_kind_the_worker_does_not_know_is_kept_for_one_that_does(fake, make_worker):
-    job = MediaJob(-1, "upload", uuid.uuid4(), "1", "application/pdf", None, "document", None, None, 1)
+    job = MediaJob(-1, "transcode", uuid.uuid4(), "1", "application/pdf", None, "document", None, None, 1)
     outcome = make_worker().process(job)
     assert isinstance(outcome, MediaFailure) and (outcome.code, outcome.retryable) == ("unsupported_job", True)
     assert fake.requests == []

@@ -87,6 +87,54 @@ def test_unsendable_payloads_are_refused_before_any_request(bad):
         checked_payload(_msg(kind, **bad))
 
 
+MEDIA_ID = "1037543291543636"
+CAPTION = "From Alice Hart via ZenRent:\nThe signed inventory"
+
+
+def _media(kind: str, obj: object, claim: str = "media", **payload: object) -> OutboundMessage:
+    """A landlord's file as private.outbound_payload builds it: sent by Meta's media id."""
+    body = {k: v for k, v in TEXT_PAYLOAD.items() if k != "text"}
+    return OutboundMessage(MSG_ID, TOM, claim, 1, {**body, "type": kind, kind: obj, **payload})
+
+
+def test_media_payloads_from_sql_are_posted_unchanged():
+    for kind in ("image", "video", "document"):
+        msg = _media(kind, {"id": MEDIA_ID, "caption": CAPTION})
+        assert checked_payload(msg) == msg.payload
+        assert checked_payload(_media(kind, {"id": MEDIA_ID})) == {**msg.payload, kind: {"id": MEDIA_ID}}
+    voice = _media("audio", {"id": MEDIA_ID})  # audio takes no caption
+    assert checked_payload(voice)["audio"] == {"id": MEDIA_ID}
+    reply = _media("image", {"id": MEDIA_ID}, context={"message_id": "wamid.X"})
+    assert checked_payload(reply)["context"] == {"message_id": "wamid.X"}
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        _media("image", {"id": ""}),
+        _media("image", {"id": "   "}),
+        _media("image", {}),
+        _media("document", {"id": 1037543291543636}),
+        _media("image", None),
+        _media("image", {"link": "https://example.com/x.jpg"}),  # never a link Meta would fetch
+        _media("image", {"id": MEDIA_ID, "link": "https://example.com/x.jpg"}),
+        _media("document", {"id": MEDIA_ID, "filename": "../../x.pdf"}),
+        _media("document", {"id": MEDIA_ID, "caption": 5}),
+        _media("audio", {"id": MEDIA_ID, "caption": CAPTION}),  # Meta refuses captions on audio
+        _media("sticker", {"id": MEDIA_ID}),  # only ever received
+        _media("text", {"body": "From Alice Hart via ZenRent:\nHi"}),  # a media claim must carry a file
+        _media("image", {"id": MEDIA_ID}, claim="text"),  # a file under a text claim
+        _media("image", {"id": MEDIA_ID}, claim="image"),
+        _media("image", {"id": MEDIA_ID}, to="447700900999"),  # the existing checks hold for files too
+        _media("image", {"id": MEDIA_ID}, biz_opaque_callback_data=None),
+        _media("image", {"id": MEDIA_ID}, messaging_product="sms"),
+    ],
+)
+def test_unsendable_media_payloads_are_refused_before_any_request(msg):
+    with pytest.raises(InvalidMessage):
+        checked_payload(msg)
+
+
 def test_graph_answers_are_classified():
     ok = classify_response(200, {}, {"messaging_product": "whatsapp", "messages": [{"id": "wamid.X"}]})
     assert ok == Sent("wamid.X")

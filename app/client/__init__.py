@@ -34,6 +34,7 @@ from .errors import (
     base_class,
     error_class,
     from_api_error,
+    from_storage_error,
 )
 from .events import (
     EVENT_NAMES,
@@ -112,6 +113,7 @@ __all__ = [
     "base_class",
     "error_class",
     "from_api_error",
+    "from_storage_error",
     "landlord_topic",
     "parse_event",
 ]

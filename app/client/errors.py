@@ -184,6 +184,25 @@ def from_api_error(exc: Any) -> LandlordClientError:
     return cls(sqlstate, getattr(exc, "message", None), getattr(exc, "hint", None), details)
 
 
+def from_storage_error(exc: Any) -> LandlordClientError:
+    """A storage3 StorageApiError (Storage's real status is in its body: `status`) as a typed
+    error: 400 InvalidValue (a name Storage refuses), 401/403 NotAllowed (RLS: not your folder),
+    404 NotFound, 409 Conflict, 413/415 InvalidValue (too large, a type the bucket refuses).
+    `sqlstate` and `keyword` are None; `details` is {"status", "error"}: Storage's own status and error code."""
+    status = str(getattr(exc, "status", "") or "")
+    cls: type[LandlordClientError] = {
+        "400": InvalidValue,
+        "401": NotAllowed,
+        "403": NotAllowed,
+        "404": NotFound,
+        "409": Conflict,
+        "413": InvalidValue,
+        "415": InvalidValue,
+    }.get(status, LandlordClientError)
+    message = f"Storage {status}: {getattr(exc, 'message', None) or exc}"
+    return cls(None, message, None, {"status": status, "error": getattr(exc, "code", None)})
+
+
 __all__ = [
     "Blocked",
     "Conflict",
@@ -207,4 +226,5 @@ __all__ = [
     "base_class",
     "error_class",
     "from_api_error",
+    "from_storage_error",
 ]

@@ -4,8 +4,9 @@ Every call runs under the landlord's own access token (role `authenticated`), so
 and the landlord RPCs decide what is visible and allowed; this class adds no filter of its own
 that RLS would not also enforce. It reads `whatsapp_conversations` and `whatsapp_messages`
 with explicit column lists and changes things only through the public RPCs:
-set_whatsapp_opt_in, send_whatsapp_message, send_whatsapp_template,
-start_whatsapp_conversation, mark_conversation_read, set_conversation_status.
+set_whatsapp_opt_in, send_whatsapp_message, send_whatsapp_media, send_whatsapp_template,
+start_whatsapp_conversation, mark_conversation_read, set_conversation_status; files go to the
+landlord's own outbound folder in Storage, under the same token.
 
 Works unchanged against a hosted project (SUPABASE_URL, SUPABASE_ANON_KEY) and against the
 local stand-in (scripts/dataapi: http://127.0.0.1:54321 with the CLI's local anon key).
@@ -14,20 +15,23 @@ local stand-in (scripts/dataapi: http://127.0.0.1:54321 with the CLI's local ano
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import jwt
 from postgrest import APIError
+from storage3.exceptions import StorageApiError
 from supabase.lib.client_options import DEFAULT_HEADERS
 
 from supabase import Client, ClientOptions, create_client
 
-from .errors import InvalidValue, LandlordClientError, NotFound, WrongState, from_api_error
+from ..media_types import EXTENSIONS, base_mime_type, sendable_kind
+from .errors import InvalidValue, LandlordClientError, NotFound, WrongState, from_api_error, from_storage_error
 from .events import landlord_topic
 from .models import CONVERSATION_COLUMNS, MESSAGE_COLUMNS, Conversation, Message, OptInState, Page
 
@@ -321,6 +325,60 @@ class LandlordClient:
                 "send_whatsapp_message", {"conversation_id": _as_uuid(conversation_id, "conversation_id"), "body": body}
             )
         )
+
+    def send_media(
+        self,
+        conversation_id: UUID | str,
+        data: bytes,
+        filename: str,
+        mime_type: str,
+        caption: str | None = None,
+    ) -> UUID:
+        """Send a file (a photo, video, audio or document) in one of your conversations.
+
+        The bytes go to your outbound folder, ``whatsapp-media/<your uid>/outbound/<uuid>.<ext>``
+        (the extension from `mime_type`), under your own token: Storage RLS lets you write only
+        there. Then ``send_whatsapp_media`` queues the message under the rules of text (the
+        24-hour window, opt-in, STOP, blocked); the caption goes out below "From <your name> via
+        ZenRent:" (audio carries none). The media worker puts the file with WhatsApp, then it is
+        sent; follow it with `get_message` (`media_status`, `status`, `media_error`).
+
+        `filename` (the name on your device) is never used in the path nor sent: the tenant sees
+        the generated name. Raises InvalidValue before uploading anything for a type WhatsApp
+        cannot send or a file over its cap (image 5 MiB, audio and video 16 MiB, document 100 MiB);
+        then as send_message: WindowClosed, Blocked, TenantOptedOut, NotOptedIn, MessageTooLong
+        (caption plus signature over 1,024 characters), NotFound; the uploaded file is removed
+        again when the message is refused. Storage's refusals are typed by `from_storage_error`.
+        """
+        cid = _as_uuid(conversation_id, "conversation_id")
+        if self.user_id is None:
+            raise LandlordClientError(None, "the access token has no sub: it names no outbound folder")
+        mime = base_mime_type(mime_type)
+        sendable = sendable_kind(mime)
+        if sendable is None:
+            raise InvalidValue(
+                None,
+                f"WhatsApp cannot send a {mime or 'file without a type'} file",
+                "images (JPEG, PNG), MP4/3GPP video, AAC/AMR/MP3/M4A/OGG audio, PDF, text and Office documents",
+            )
+        media_type, kind = sendable
+        if not data:
+            raise InvalidValue(None, "the file is empty")
+        if len(data) > kind.cap:
+            raise InvalidValue(None, f"the file is {len(data):,} bytes: over WhatsApp's {kind.cap:,} for {media_type}")
+        path = f"{self.user_id}/outbound/{uuid4()}.{EXTENSIONS[mime]}"
+        bucket = self._sb.storage.from_(MEDIA_BUCKET)
+        try:
+            bucket.upload(path, data, {"content-type": mime})
+        except StorageApiError as exc:
+            raise from_storage_error(exc) from exc
+        try:
+            sent = self._rpc("send_whatsapp_media", {"conversation_id": cid, "storage_path": path, "caption": caption})
+        except LandlordClientError:
+            with contextlib.suppress(StorageApiError, httpx.HTTPError):
+                bucket.remove([path])  # refused: nothing will read it
+            raise
+        return UUID(sent)
 
     def send_template(
         self, conversation_id: UUID | str, template_name: str, language: str, parameters: Iterable[str] = ()

@@ -11,6 +11,7 @@ from bench.benchmarks import (
     flood,
     inbound_routing,
     inbox_rls,
+    media_worker,
     routing_upkeep,
     scale,
     webhook_http,
@@ -26,4 +27,5 @@ REGISTRY: list[Benchmark] = [
     scale.BENCHMARK,
     backfill.BENCHMARK,
     flood.BENCHMARK,
+    media_worker.BENCHMARK,
 ]

@@ -76,6 +76,55 @@ class Gunicorn:
         self.log.close()
 
 
+class Service:
+    """A local stand-in run as a process of its own (`cmd`, with `env` added) on a free loopback
+    port, its output in `log_path`: what a benchmark measures against without sharing its GIL."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=dict(os.environ, **env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
+        """Poll `path` until anything answers over HTTP (an error status included)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.proc.args} exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nothing answers on {self.url} after {timeout}s; see {self.log.name}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def wrk(url: str, lua: Path, env: dict[str, str], seconds: int, connections: int, threads: int = 2) -> dict[str, Any]:
     """One wrk run; the lua script prints one line "ZR_RESULT {json}" in done() (see bench/webhook.lua)."""
     assert_loopback(url)

@@ -54,6 +54,8 @@ class Profile:
     flood_s: int  # ... for at most this long
     flood_posts: int  # signed webhooks per phone (and as many direct ingest calls)
     flood_posts_s: int  # ... for at most this long per phone and way
+    media_files: int  # photos the media worker downloads (fake Graph API -> Storage stand-in)
+    media_file_bytes: int  # ... of this size each (under WhatsApp's 5 MiB for images)
     clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
     http_connections: int = 8  # wrk connections
 
@@ -83,6 +85,8 @@ def make_profile(quick: bool, scale: float) -> Profile:
             flood_s=20,
             flood_posts=10,
             flood_posts_s=8,
+            media_files=max(4, int(20 * scale)),
+            media_file_bytes=2_000_000,
         )
     return Profile(
         "full",
@@ -104,4 +108,6 @@ def make_profile(quick: bool, scale: float) -> Profile:
         flood_s=180,
         flood_posts=50,
         flood_posts_s=60,
+        media_files=max(4, int(100 * scale)),
+        media_file_bytes=5_000_000,
     )
