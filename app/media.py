@@ -52,9 +52,8 @@ import tempfile
 import threading
 import time
 from collections import Counter as Tally
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,50 +371,6 @@ class MediaStorage:
         self._http.close()
 
 
-# -- landlords' files: the download job the SQL queues beside each upload -------------------------------
-#
-# send_whatsapp_media (20261129170100) inserts its message with media_status 'pending', and the
-# trigger of 20261129170000 queues a download for every pending message: each landlord's file
-# gets, besides its `upload` job, a `download` job without a media id (inbound media always has
-# one). There is nothing to download. Failing that job would fail the queued message (and mark a
-# sent one's media failed); completing it before the upload would let the sender claim a message
-# Meta has no file for. So it is completed right after its upload succeeded, with the path the
-# message already has (complete_media_job then changes nothing), failed with the upload's code if
-# the upload failed for good, and otherwise left claimed (claimed again after 10 minutes) until
-# this worker knows how the upload ended. A migration that queues downloads for incoming messages
-# only makes all of this unused (docs/media.md, "Sending files").
-
-
-def is_upload_shadow(job: MediaJob) -> bool:
-    """The SQL's download job beside a landlord's file: a download with no media id."""
-    return job.kind == "download" and not job.media_id
-
-
-class Deferred(Exception):
-    """A job left claimed on purpose: it is claimed again after the reclaim timeout."""
-
-
-class UploadOutcomes:
-    """How this worker's recent uploads ended, by message (the path stored, or the permanent
-    failure), for their shadow download jobs. Bounded; thread-safe."""
-
-    def __init__(self, size: int = 10_000):
-        self._size = size
-        self._by_message: OrderedDict[UUID, str | MediaFailure] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def record(self, message_id: UUID, outcome: str | MediaFailure) -> None:
-        with self._lock:
-            self._by_message[message_id] = outcome
-            self._by_message.move_to_end(message_id)
-            while len(self._by_message) > self._size:
-                self._by_message.popitem(last=False)
-
-    def get(self, message_id: UUID) -> str | MediaFailure | None:
-        with self._lock:
-            return self._by_message.get(message_id)
-
-
 # -- the worker --------------------------------------------------------------------------------------
 
 
@@ -445,7 +400,6 @@ class MediaWorker:
         self._executor = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="media")
         self._throttle_lock = threading.Lock()
         self._consecutive_throttles = 0
-        self.uploads = UploadOutcomes()
 
     # -- database ---------------------------------------------------------------------------
     def claim(self, batch_size: int) -> list[MediaJob]:
@@ -585,19 +539,8 @@ class MediaWorker:
         media_id = self.graph.upload(io.BytesIO(data), filename, mime_type)
         return Stored(path, len(data), media_id)
 
-    def _shadow(self, job: MediaJob) -> Stored:
-        """The download job beside an upload (see is_upload_shadow): settled as its upload ended."""
-        ended = self.uploads.get(job.message_id)
-        if isinstance(ended, str):
-            return Stored(ended, None)  # the message's own path: complete_media_job changes nothing
-        if isinstance(ended, MediaFailure):
-            raise permanent(ended.code, "its upload failed for good")  # the message is failed already
-        raise Deferred("the file's upload has not ended in this worker")
-
     # -- one job ------------------------------------------------------------------------------
     def _do(self, job: MediaJob) -> Stored:
-        if is_upload_shadow(job):
-            return self._shadow(job)
         if job.kind == "download":
             return self._download(job)
         if job.kind == "move":
@@ -612,14 +555,7 @@ class MediaWorker:
         started = time.monotonic()
         try:
             stored = self._do(job)
-        except Deferred as deferred:
-            log_event(
-                log, "media.deferred", job_id=job.job_id, kind=job.kind, message_id=job.message_id, reason=deferred
-            )
-            return retryable("deferred", str(deferred))  # not recorded: the job stays claimed
         except MediaFailure as failure:
-            if job.kind == "upload" and not failure.retryable:
-                self.uploads.record(job.message_id, failure)
             self._on_failure(job, failure, started)
             return failure
         except Exception as exc:  # a bug must not kill the worker: logged, and the job comes back
@@ -629,11 +565,9 @@ class MediaWorker:
             return bug
         with self._throttle_lock:
             self._consecutive_throttles = 0
-        if self.complete(job, stored) and job.kind == "upload":
-            self.uploads.record(job.message_id, stored.path)
+        self.complete(job, stored)
         self.stats.on_stored(job, stored, time.monotonic() - started)
-        outbound = job.kind == "upload" or is_upload_shadow(job)
-        where: dict[str, Any] = {"media_id": stored.media_id} if outbound else {"path": stored.path}
+        where: dict[str, Any] = {"media_id": stored.media_id} if job.kind == "upload" else {"path": stored.path}
         log_event(
             log,
             "media.stored",
@@ -673,21 +607,8 @@ class MediaWorker:
         """Claim one batch and process it, jobs in parallel; returns how many jobs were claimed."""
         jobs = self.claim(self.config.batch_size)
         self.stats.on_claimed(jobs)
-        shadows = {job.message_id: job for job in jobs if is_upload_shadow(job)}
-        uploads = {job.message_id for job in jobs if job.kind == "upload"}
-        tasks: list[Future[Any]] = []
-        for job in jobs:
-            if job.kind == "upload" and job.message_id in shadows:
-                tasks.append(self._executor.submit(self._process_in_order, [job, shadows[job.message_id]]))
-            elif not (is_upload_shadow(job) and job.message_id in uploads):
-                tasks.append(self._executor.submit(self.process, job))
-        wait(tasks)
+        wait([self._executor.submit(self.process, job) for job in jobs])
         return len(jobs)
-
-    def _process_in_order(self, jobs: list[MediaJob]) -> None:
-        """An upload, then the download job the SQL queued beside it (settled by how the upload ended)."""
-        for job in jobs:
-            self.process(job)
 
     def run(self) -> None:
         log_event(log, "media.started", rate=self.config.rate, concurrency=self.config.concurrency)

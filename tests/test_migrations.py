@@ -62,6 +62,17 @@ def definitions(sql: str) -> Iterator[tuple[str, str]]:
             for obj in stmt.objects:
                 args = [_type_name(a) for a in obj.objargs or ()]
                 yield f"function {_qualified(obj.objname)}({', '.join(args)})", "drop"
+        elif isinstance(stmt, ast.DropStmt) and stmt.removeType in {
+            ObjectType.OBJECT_TRIGGER,
+            ObjectType.OBJECT_POLICY,
+        }:
+            for names in stmt.objects:
+                *table, obj_name = (n.sval for n in names)
+                relation = ".".join(table if len(table) == 2 else ["public", *table])
+                if stmt.removeType == ObjectType.OBJECT_TRIGGER:
+                    yield f"trigger {obj_name} on {relation}", "drop"
+                else:
+                    yield f"policy {obj_name!r} on {relation}", "drop"
 
 
 def definition_problems(scripts: dict[str, str], squashed_upto: str = SQUASHED_UPTO) -> list[str]:
@@ -169,6 +180,16 @@ def test_definition_checker_allows_drop_and_create_of_a_changed_signature() -> N
     assert (
         definition_problems({"20261201000001_a.sql": FUNCTION_SQL, "20261201000002_b.sql": drop + FUNCTION_SQL}) == []
     )
+
+
+def test_definition_checker_allows_drop_and_create_of_a_trigger_or_policy() -> None:
+    trigger = "create trigger t after insert on public.x for each row execute function private.g();"
+    policy = 'create policy "p" on public.x for select to authenticated using (true);'
+    first = {"20261201000001_a.sql": trigger + policy}
+    again = {"20261201000002_b.sql": trigger + policy}
+    assert len(definition_problems(first | again)) == 2  # created twice: both flagged
+    dropped = {"20261201000002_b.sql": 'drop trigger t on public.x; drop policy "p" on x;' + trigger + policy}
+    assert definition_problems(first | dropped) == []
 
 
 def test_definition_checker_tells_overloads_triggers_and_policies_apart() -> None:

@@ -238,7 +238,7 @@ class World:
         return self.admin.execute("select * from public.whatsapp_messages where id = %s", [message_id]).fetchone()
 
     def jobs(self, message_id: str) -> dict[str, dict[str, Any]]:
-        """The message's media jobs by kind: its upload, and the download the SQL queues beside it."""
+        """The message's media jobs by kind (a sent file has its upload only: nothing to download)."""
         rows = self.admin.execute("select * from private.media_jobs where message_id = %s", [message_id]).fetchall()
         by_kind = {r["kind"]: r for r in rows}
         assert len(by_kind) == len(rows), rows
@@ -299,7 +299,7 @@ def test_a_landlords_pdf_goes_out_by_media_id_with_the_signed_caption(world, con
     )
 
     assert world.sender.run_once() == 0  # nothing to send before Meta has the file
-    assert world.worker.run_once() == 2  # the upload, and the download job the SQL queues beside it
+    assert world.worker.run_once() == 1  # the upload: a landlord's file has no download job
     (upload,) = world.fake.uploads()
     assert upload.path == f"/{config.graph_api_version}/{config.phone_number_id}/media"
     assert upload.headers["authorization"] == f"Bearer {config.access_token}"
@@ -309,7 +309,7 @@ def test_a_landlords_pdf_goes_out_by_media_id_with_the_signed_caption(world, con
     assert (sent_file.data, sent_file.mime_type, sent_file.filename) == (PDF, "application/pdf", name)
     m = world.message(mid)
     assert (m["media_id"], m["media_status"], m["media_error"], m["status"]) == (media_id, "stored", None, "queued")
-    assert (m["media_path"], m["media_size"]) == (path, len(PDF))  # settling the shadow download changed nothing
+    assert (m["media_path"], m["media_size"]) == (path, len(PDF))
     assert all(j["done_at"] is not None and j["last_error"] is None for j in world.jobs(mid).values())
 
     assert world.sender.run_once() == 1
@@ -334,7 +334,7 @@ def test_a_photo_goes_out_with_its_caption_and_a_voice_note_without(world, conve
     photo = world.send(conversation, JPEG, "image/jpeg", "The new boiler")
     voice = world.send(conversation, OGG, "audio/ogg; codecs=opus", "ignored: audio takes no caption")
     assert world.message(photo)["media_path"].endswith(".jpg") and world.message(voice)["media_path"].endswith(".ogg")
-    assert world.worker.run_once() == 4
+    assert world.worker.run_once() == 2  # two uploads
     assert world.sender.run_once() == 2
     (image,) = world.fake.for_message(photo)
     (audio,) = world.fake.for_message(voice)
@@ -436,7 +436,7 @@ def test_the_client_refuses_what_whatsapp_cannot_send_before_uploading(world, co
 def test_a_file_meta_refuses_fails_the_message(world, conversation):
     world.fake.script_uploads(meta_error(400, 131053, "(#131053) Media upload error", "Unsupported file"))
     mid = world.send(conversation, PDF, "application/pdf", "Statement")
-    assert world.worker.run_once() == 2
+    assert world.worker.run_once() == 1
     m = world.message(mid)
     assert (m["media_status"], m["media_error"], m["status"]) == ("failed", "graph_error", "failed")
     assert m["error_title"] == "the file could not be uploaded to WhatsApp: graph_error" and m["failed_at"]
@@ -457,16 +457,9 @@ def test_meta_down_then_back_the_file_still_goes_out(world, conversation):
         "graph_unavailable",
         None,
     )
-    assert world.jobs(mid)["download"]["claimed_at"] is not None  # left claimed until the upload has ended
     world.admin.execute("update private.media_jobs set next_attempt_at = now() where id = %s", [job["id"]])
     assert world.worker.run_once() == 1 and world.sender.run_once() == 1
     assert world.message(mid)["status"] == "sent" and len(world.fake.uploads()) == 2
-    shadow = world.jobs(mid)["download"]
-    world.admin.execute(
-        "update private.media_jobs set claimed_at = now() - interval '11 minutes' where id = %s", [shadow["id"]]
-    )
-    assert world.worker.run_once() == 1  # claimed again: this worker knows the upload went through
-    assert world.jobs(mid)["download"]["done_at"] is not None
     m = world.message(mid)
     assert (m["status"], m["media_status"], m["media_error"]) == ("sent", "stored", None)
 
@@ -480,30 +473,17 @@ def test_a_file_deleted_before_it_was_uploaded_fails_as_gone(world, conversation
     assert world.fake.uploads() == []
 
 
-def test_the_download_job_beside_an_upload_never_fails_or_sends_the_message(world, conversation):
-    """The SQL queues a download job (no media id) beside each upload; claimed apart from its upload
-    (here: one job per batch) it waits, claimed, until the upload has ended, and then changes nothing."""
+def test_a_sent_file_is_one_upload_job_and_never_a_download(world, conversation):
+    """Downloads are for what tenants send (20261129170300): a landlord's file is one upload job,
+    so a worker taking one job per batch uploads it first time and the sender sends it."""
     mid = world.send(conversation, JPEG, "image/jpeg", "Boiler")
-    jobs = world.jobs(mid)
-    assert jobs["download"]["media_id"] is None and jobs["download"]["id"] < jobs["upload"]["id"]
+    assert set(world.jobs(mid)) == {"upload"}
     world.worker.config = replace(world.worker.config, batch_size=1)
-    assert world.worker.run_once() == 1  # the download job alone: nothing known about the upload yet
-    m = world.message(mid)
-    assert (m["status"], m["media_status"], world.jobs(mid)["download"]["done_at"]) == ("queued", "pending", None)
-    assert world.sender.run_once() == 0
-    assert world.worker.run_once() == 1  # the upload
-    assert world.sender.run_once() == 1 and world.message(mid)["status"] == "sent"
-    assert world.worker.run_once() == 0  # the download job is still claimed (for 10 minutes)
-    shadow = world.jobs(mid)["download"]
-    world.admin.execute(
-        "update private.media_jobs set claimed_at = now() - interval '11 minutes' where id = %s", [shadow["id"]]
-    )
-    assert world.worker.run_once() == 1
+    assert world.worker.run_once() == 1 and world.worker.run_once() == 0
+    assert world.sender.run_once() == 1
     (media_id,) = world.fake.media
     m = world.message(mid)
     assert (m["status"], m["media_status"], m["media_error"], m["media_id"]) == ("sent", "stored", None, media_id)
-    assert m["media_path"] == world.jobs(mid)["upload"]["from_path"]
-    assert all(j["done_at"] is not None and j["last_error"] is None for j in world.jobs(mid).values())
     assert world.worker.stats.failed == {}
 
 
