@@ -23,7 +23,8 @@ from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
 from app.config import ConfigError
-from app.local.storage import StorageConfig, StorageServer, require_loopback
+from app.local.serving import require_loopback
+from app.local.storage import StorageConfig, StorageServer
 from app.local.tokens import LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, mint_token
 from conftest import DATABASE_URL
 

@@ -54,7 +54,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,11 +69,11 @@ from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from ..config import default_database_url
 from ..logging_setup import configure_logging, log_event
+from .serving import LocalServer
 from .tokens import AUTHENTICATED_AUDIENCE, jwt_secret
 
 log = logging.getLogger("app.local.dataapi")
@@ -1173,49 +1172,14 @@ def apply_request_settings(
 # -- serving -----------------------------------------------------------------------------------
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """The application logs one structured line per request; werkzeug's access log would repeat it."""
+class DataApiServer(LocalServer):
+    """The stand-in on a threaded werkzeug server on a loopback address; port 0 picks a free port (tests)."""
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-class DataApiServer:
-    """The stand-in on a threaded werkzeug server; port 0 picks a free port (tests)."""
+    thread_name = "local-dataapi"
 
     def __init__(self, config: DataApiConfig | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         self.app = DataApi(config or DataApiConfig.from_env())
-        self._server: BaseWSGIServer = make_server(
-            host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else host
-        return f"http://{name}:{port}"
-
-    def start(self) -> DataApiServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-dataapi", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-        self.app.close()
-
-    def __enter__(self) -> DataApiServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(self.app, self.app, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:

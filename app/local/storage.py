@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -81,13 +80,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 from werkzeug.datastructures import FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from ..config import default_database_url
 from ..logging_setup import configure_logging, log_event
 from .dataapi import authenticator_url
+from .serving import LocalServer
 from .tokens import jwt_secret
 
 if TYPE_CHECKING:
@@ -878,27 +877,11 @@ def by_prefix(apps: Mapping[str, WSGIApplication]) -> WSGIApplication:
     return app
 
 
-def require_loopback(host: str) -> str:
-    """The stand-ins serve this machine only."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        raise ValueError(f"the local Storage stand-in listens on loopback addresses only, not {host!r}")
-    return host
-
-
-class _QuietRequestHandler(WSGIRequestHandler):
-    """The application logs one structured line per request; werkzeug's access log would repeat it."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-class StorageServer:
+class StorageServer(LocalServer):
     """The stand-in on a threaded werkzeug server; port 0 picks a free port (tests). `also` mounts
     other local stand-ins by path prefix on the same port (e.g. {"/rest/v1/": DataApi(...)})."""
+
+    thread_name = "local-storage"
 
     def __init__(
         self,
@@ -909,37 +892,7 @@ class StorageServer:
     ):
         self.app = StorageApi(config or StorageConfig.from_env())
         wsgi: WSGIApplication = by_prefix({**(also or {}), "/storage/v1/": self.app}) if also else self.app
-        self._server: BaseWSGIServer = make_server(
-            require_loopback(host), port, wsgi, threaded=True, request_handler=_QuietRequestHandler
-        )
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else host
-        return f"http://{name}:{port}"
-
-    def start(self) -> StorageServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-storage", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-        self.app.close()
-
-    def __enter__(self) -> StorageServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(wsgi, self.app, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:
