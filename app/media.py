@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -80,6 +79,7 @@ from .graph_media import (
 from .logging_setup import configure_logging, log_event
 from .media_types import MEDIA_TYPES, SENDABLE_TYPES, MediaKind, base_mime_type
 from .sender import TokenBucket
+from .signals import stop_on_signals
 
 log = logging.getLogger("app.media")
 
@@ -650,14 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pool = make_pool(config.pool_config(), name="zenrent-media")
     pool.open(wait=False)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log_event(log, "media.signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(log, "media")
     worker = MediaWorker(config, pool, stop=stop)
     try:
         worker.run()

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -31,6 +29,7 @@ from .config import Config, ConfigError
 from .db import Pool, make_pool, transaction_as
 from .graph import GraphClient, InvalidMessage, OutboundMessage, Outcome, SendError, Sent, checked_payload
 from .logging_setup import configure_logging, log_event
+from .signals import stop_on_signals
 
 log = logging.getLogger("app.sender")
 
@@ -336,14 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(config, db_pool_max=max(config.db_pool_max, config.sender_concurrency + 2))
     pool = make_pool(config, name="zenrent-sender")
     pool.open(wait=False)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log_event(log, "sender.signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(log, "sender")
     sender = Sender(config, pool, stop=stop)
     try:
         sender.run()

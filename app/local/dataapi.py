@@ -1193,18 +1193,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     server = DataApiServer(DataApiConfig.from_env(), args.host, args.port)
     log_event(log, "dataapi.started", url=server.url + "/rest/v1/", note="local test stand-in, not PostgREST")
-    import signal
-
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_until_terminated()
     finally:
-        server.stop()
         log_event(log, "dataapi.stopped")
     return 0
 

@@ -4,6 +4,7 @@ address, started in a thread for tests or in the foreground for scripts/. Local 
 from __future__ import annotations
 
 import ipaddress
+import signal
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -61,6 +62,20 @@ class LocalServer:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+    def serve_until_terminated(self) -> None:
+        """Serve in the foreground (scripts/): until SIGTERM or Ctrl-C, then stop."""
+
+        def on_term(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         if self._thread is not None:

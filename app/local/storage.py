@@ -924,18 +924,9 @@ def main(argv: list[str] | None = None) -> int:
         root=server.app.blobs.root,
         note="local test stand-in, not the Storage server",
     )
-    import signal
-
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_until_terminated()
     finally:
-        server.stop()
         for close in closers:
             close()
         log_event(log, "storage.stopped")
