@@ -698,7 +698,9 @@ def test_dead_letters_are_counted_in_metrics(client, config, admin, monkeypatch)
     assert after[("zenrent_webhook_dead_letters_24h", ())] == service_status(admin).get("dead_letters_last_24h", 0)
 
 
-def test_media_backlog_and_failures_are_in_metrics(client, config, admin, world, monkeypatch):
+def test_media_backlog_and_failures_are_in_metrics_and_on_the_status_page(
+    client, support, config, admin, world, monkeypatch
+):
     """A media worker that stopped shows as a growing backlog; a file lost for good is counted by code."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     wamid = f"wamid.OPS.{uuid.uuid4().hex}"
@@ -729,6 +731,10 @@ def test_media_backlog_and_failures_are_in_metrics(client, config, admin, world,
     key = ("zenrent_media_failed_24h", (("code", "gone"), ("kind", "download")))
     assert after[key] - before.get(key, 0.0) == 1
     assert after[("zenrent_media_jobs_pending", ())] == before[("zenrent_media_jobs_pending", ())] - 1
+    status, page = service_status(admin), support.page("/ops/status")
+    assert f'<td id="media-pending">{status["media_pending"]}</td>' in page
+    failed = re.search(r'<table id="media-failed">(.*?)</table>', page, re.S)
+    assert failed and f"<th>download:gone</th><td>{status['media_failed_last_24h']['download:gone']}</td>" in failed[1]
 
 
 def test_concurrent_scrapes_all_succeed(app):
