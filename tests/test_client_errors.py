@@ -27,6 +27,7 @@ from app.client import (
     NotFound,
     NotOptedIn,
     TenantOptedOut,
+    TooManyPendingFiles,
     WindowClosed,
     WrongState,
     error_class,
@@ -67,6 +68,7 @@ TABLE: list[tuple[str, str, type[LandlordClientError]]] = [
     ("55000", "consent_pending", ConsentPending),
     ("55000", "consent_declined", ConsentDeclined),
     ("55000", "daily_limit_reached", DailyLimitReached),
+    ("55000", "too_many_pending_files", TooManyPendingFiles),
     ("23514", "too_many_tenants_with_phone", InvalidValue),
     ("22023", "template_not_registered", InvalidValue),
     ("22023", "invalid_display_name", InvalidValue),
@@ -101,6 +103,7 @@ def test_refined_classes_are_caught_by_their_base() -> None:
             ConsentPending,
             ConsentDeclined,
             DailyLimitReached,
+            TooManyPendingFiles,
         )
     )
     assert all(issubclass(c, LandlordClientError) for c in (NotFound, Conflict, NotAuthenticated))

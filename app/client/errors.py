@@ -109,6 +109,10 @@ class DailyLimitReached(WrongState):
     """55000 daily_limit_reached: the landlord's daily cap on business-initiated messages is reached."""
 
 
+class TooManyPendingFiles(WrongState):
+    """55000 too_many_pending_files: the landlord's files waiting for upload to WhatsApp are at the cap."""
+
+
 # -- PostgREST ---------------------------------------------------------------------------------
 class NotAuthenticated(LandlordClientError):
     """The access token was refused (PGRST301 invalid, PGRST302 required, PGRST303 expired or wrong claims)."""
@@ -154,6 +158,7 @@ _BY_KEYWORD: dict[tuple[str, str], type[LandlordClientError]] = {
     ("55000", "consent_pending"): ConsentPending,
     ("55000", "consent_declined"): ConsentDeclined,
     ("55000", "daily_limit_reached"): DailyLimitReached,
+    ("55000", "too_many_pending_files"): TooManyPendingFiles,
 }
 
 

@@ -6,7 +6,7 @@
 -- another landlord's conversation, a worker call from a landlord.
 -- Phones 4474009100xx are used only here.
 begin;
-select plan(25);
+select plan(27);
 
 select tests.add_landlord('ms_lena', 'Lena Landlord');
 select tests.add_landlord('ms_mark', 'Mark Other');
@@ -65,13 +65,13 @@ select isnt(public.send_whatsapp_media(tests.conversation_id('ms_lena', '4474009
   null, 'and a voice note');
 reset role;
 select results_eq($$ select type, status, media_status, media_mime_type from public.whatsapp_messages
-                     where media_path like '%/outbound/%' order by type $$,
+                     where media_path like tests.lena_file('%') order by type $$,
   $$ values ('audio', 'queued', 'pending', 'audio/ogg; codecs=opus'), ('document', 'queued', 'pending', 'application/pdf') $$,
   'both wait, media pending, typed by their MIME type');
 select is((select count(*)::int from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id
-           where j.kind = 'upload' and m.media_path like '%/outbound/%'), 2, 'each has an upload job');
+           where j.kind = 'upload' and m.media_path like tests.lena_file('%')), 2, 'each has an upload job');
 select is((select count(*)::int from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id
-           where j.kind <> 'upload' and m.media_path like '%/outbound/%'), 0, 'and no other job (nothing to download)');
+           where j.kind <> 'upload' and m.media_path like tests.lena_file('%')), 0, 'and no other job (nothing to download)');
 select tests.authenticate_as_service_role();
 select is_empty($$ select 1 from public.claim_outbound_messages(10) where kind = 'media' $$,
   'the sender does not claim a file Meta does not have yet');
@@ -84,7 +84,7 @@ reset role;
 
 create temp table uploads on commit drop as
   select j.id, m.type from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id
-  where j.kind = 'upload' and m.media_path like '%/outbound/%';
+  where j.kind = 'upload' and m.media_path like tests.lena_file('%');
 grant select on uploads to service_role;
 select tests.authenticate_as_service_role();
 select public.complete_media_upload((select id from uploads where type = 'document'), 'media.up.1');
@@ -92,7 +92,7 @@ select public.complete_media_upload((select id from uploads where type = 'docume
 select public.complete_media_upload((select id from uploads where type = 'audio'), 'media.up.2');
 create temp table sent on commit drop as select * from public.claim_outbound_messages(10) where kind = 'media';
 reset role;
-select is((select media_id from public.whatsapp_messages where type = 'document' and media_path like '%/outbound/%'), 'media.up.1',
+select is((select media_id from public.whatsapp_messages where type = 'document' and media_path like tests.lena_file('%')), 'media.up.1',
   'a repeated completion changes nothing');
 select is((select count(*)::int from sent), 2, 'once uploaded, the sender claims both');
 select is((select payload -> 'document' from sent where payload ->> 'type' = 'document'),
@@ -102,17 +102,35 @@ select is((select payload -> 'audio' from sent where payload ->> 'type' = 'audio
   'audio takes no caption');
 select is((select payload ->> 'to' from sent limit 1), '447400910001', 'to the tenant''s normalized phone');
 
+-- -- Flooding the shared worker -------------------------------------------------------------------------
+-- A hostile landlord calling send_whatsapp_media in a loop: at most 10 files wait at once.
+select tests.authenticate_as('ms_lena');
+select public.send_whatsapp_media(tests.conversation_id('ms_lena', '447400910001'), tests.lena_file('receipt.pdf'))
+from generate_series(1, 10);
+select is(tests.refusal_of(format('select public.send_whatsapp_media(%L, %L)', tests.conversation_id('ms_lena', '447400910001'),
+                                  tests.lena_file('receipt.pdf'))),
+  '55000 too_many_pending_files', 'the eleventh file waiting for upload is refused (55000)');
+reset role;
+update private.media_jobs j set done_at = now() from public.whatsapp_messages m
+where m.id = j.message_id and j.kind = 'upload' and j.done_at is null and m.landlord_id = tests.get_supabase_uid('ms_lena');
+select tests.authenticate_as('ms_lena');
+select isnt(public.send_whatsapp_media(tests.conversation_id('ms_lena', '447400910001'), tests.lena_file('receipt.pdf')), null,
+  'once they have gone out, she sends again');
+reset role;
+update private.media_jobs j set done_at = now() from public.whatsapp_messages m
+where m.id = j.message_id and j.kind = 'upload' and j.done_at is null and m.landlord_id = tests.get_supabase_uid('ms_lena');
+
 -- -- A failed upload fails its message ----------------------------------------------------------------------
 select tests.authenticate_as('ms_lena');
 select public.send_whatsapp_media(tests.conversation_id('ms_lena', '447400910001'), tests.lena_file('boiler.jpg'));
 reset role;
 create temp table image_upload on commit drop as
-  select j.id from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id where m.media_path like '%/outbound/boiler.jpg' and j.kind = 'upload';
+  select j.id from private.media_jobs j join public.whatsapp_messages m on m.id = j.message_id where m.media_path = tests.lena_file('boiler.jpg') and j.kind = 'upload';
 grant select on image_upload to service_role;
 select tests.authenticate_as_service_role();
 select public.fail_media_job((select id from image_upload), 'upload_rejected', false);
 reset role;
-select results_eq($$ select status, media_status, failed_at is not null from public.whatsapp_messages where media_path like '%/outbound/boiler.jpg' $$,
+select results_eq($$ select status, media_status, failed_at is not null from public.whatsapp_messages where media_path = tests.lena_file('boiler.jpg') $$,
   $$ values ('failed', 'failed', true) $$, 'a permanent upload failure fails the message, so nothing waits forever');
 create temp table waiting on commit drop as select count(*)::int as n from private.media_jobs where done_at is null;
 grant select on waiting to service_role;
@@ -122,7 +140,7 @@ select is((public.whatsapp_service_status() -> 'media_failed_last_24h' ->> 'uplo
 select is((public.whatsapp_service_status() ->> 'media_pending')::int, (select n from waiting), 'and the media jobs still waiting');
 reset role;
 select tests.authenticate_as('ms_mark');
-select is_empty($$ select 1 from public.whatsapp_messages where media_path like '%/outbound/%' $$,
+select is_empty($$ select 1 from public.whatsapp_messages where media_path like tests.lena_file('%') $$,
   'another landlord sees none of Lena''s files');
 reset role;
 
