@@ -414,8 +414,11 @@ def test_rate_limit_is_respected(fake, queue, make_sender):
     times = sorted(r.at for r in fake.requests)
     assert len(times) == 40 and {r.callback for r in fake.requests} == set(ids)
     assert times[-1] - times[0] >= 1.85  # 39 gaps of 1/20 s = 1.95 s
-    # And never more than ~20 in any one-second window.
-    assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= 21
+    # And never more than ~20 in any one-second window. The times are when the fake Graph API
+    # received each request: the bucket releases one every 50 ms (capacity 1, no burst), but on a
+    # loaded 2-core machine two requests can arrive bunched, so a window may hold one more (22).
+    # Without the bucket, 8 threads would put all 40 into well under a second.
+    assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= 22
     assert all(queue.row(i)["status"] == "sent" for i in ids)
 
 
