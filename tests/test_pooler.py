@@ -859,8 +859,8 @@ def test_no_session_state_in_the_databases_functions_views_and_policies() -> Non
         "client on that server connection (use pg_advisory_xact_lock, set local, set_config(..., true)):\n  "
         + "\n  ".join(offences)
     )
-    # EXECUTE of SQL built at run time cannot be read here; none may be added unseen.
-    assert len(notes) <= 5, notes
+    # EXECUTE of SQL built at run time cannot be read here (there is none today): read it, then list it here.
+    assert notes == [], notes
 
 
 def test_no_session_state_in_the_deployed_app_code() -> None:
@@ -870,7 +870,7 @@ def test_no_session_state_in_the_deployed_app_code() -> None:
         n, found = session_state_in_python(path.read_text())
         statements += n
         offences += [f"{path.relative_to(ROOT)} {f}" for f in found]
-    assert statements >= 20, f"only {statements} SQL statements found in app/: did the scan break?"
+    assert statements >= 15, f"only {statements} SQL statements found in app/: did the scan break?"
     assert not offences, "\n".join(offences)
 
 
