@@ -21,6 +21,11 @@ DEFAULT_DB_NAME = "postgres"
 #: ZR_ENV's one value that allows the built-in secrets below. Unset, or anything else, is production.
 DEVELOPMENT = "development"
 
+#: ZR_DB_POOLER's one value: DATABASE_URL is a transaction-mode pooler (Supavisor on port 6543,
+#: PgBouncer pool_mode = transaction). Unset means a direct connection (or a session-mode pooler).
+#: docs/scaling-pooler.md says what changes (app/db.py: make_pool).
+POOLER_TRANSACTION = "transaction"
+
 #: The Supabase CLI's local JWT secret (`supabase status` prints it): public, local only.
 SUPABASE_CLI_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 #: Self-hosted Supabase's example JWT secret (docker/.env.example): public too.
@@ -96,6 +101,19 @@ class ConfigError(RuntimeError):
     """The environment cannot run the service (e.g. a missing secret in production)."""
 
 
+def db_pooler_from_env(env: Mapping[str, str]) -> str:
+    """ZR_DB_POOLER: "" (unset: a direct connection) or "transaction" (checked by check_db_pooler)."""
+    return (env.get("ZR_DB_POOLER") or "").strip().lower()
+
+
+def check_db_pooler(value: str) -> None:
+    if value not in ("", POOLER_TRANSACTION):
+        raise ConfigError(
+            f"ZR_DB_POOLER must be unset (a direct connection) or {POOLER_TRANSACTION!r} "
+            "(Supavisor or PgBouncer in transaction mode)"
+        )
+
+
 def is_development(env: Mapping[str, str]) -> bool:
     """Only an explicit ZR_ENV=development is development; unset or any other value is production."""
     return env.get("ZR_ENV") == DEVELOPMENT
@@ -164,6 +182,9 @@ class Config:
     db_pool_max: int = 10
     db_pool_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 5000
+    # "" (direct) or POOLER_TRANSACTION: no prepared statements, no startup parameters, the
+    # statement timeout set per transaction (app/db.py).
+    db_pooler: str = ""
     # Outbound sender.
     sender_rate: float = 80.0  # messages per second (Meta's default per-number throughput)
     sender_concurrency: int = 8  # requests to the Graph API in flight at once
@@ -199,6 +220,7 @@ class Config:
             db_pool_max=int(env.get("ZR_DB_POOL_MAX", d.db_pool_max)),
             db_pool_timeout_s=float(env.get("ZR_DB_POOL_TIMEOUT_S", d.db_pool_timeout_s)),
             db_statement_timeout_ms=int(env.get("ZR_DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms)),
+            db_pooler=db_pooler_from_env(env),
             sender_rate=float(env.get("ZR_SENDER_RATE", d.sender_rate)),
             sender_concurrency=int(env.get("ZR_SENDER_CONCURRENCY", d.sender_concurrency)),
             sender_batch_size=int(env.get("ZR_SENDER_BATCH_SIZE", d.sender_batch_size)),
@@ -227,6 +249,7 @@ class Config:
             )
             if error is not None:
                 raise error
+        check_db_pooler(self.db_pooler)
         if self.sender_rate <= 0:
             raise ConfigError("ZR_SENDER_RATE must be a positive number of messages per second")
         if self.sender_concurrency < 1 or self.sender_batch_size < 1:

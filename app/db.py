@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from .config import Config
+from .config import POOLER_TRANSACTION, Config
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,47 @@ _ROLES = {"service_role": "service_role"}
 
 #: A pooled connection: every row is a dict (row_factory=dict_row).
 DictConnection = psycopg.Connection[DictRow]
-#: The pool the service, the sender and the console share.
-Pool = ConnectionPool[DictConnection]
+
+
+class Pool(ConnectionPool[DictConnection]):
+    """The pool of each deploy unit: the service (webhook, console), the sender, the media worker.
+
+    `transaction_settings` is what transaction_as and transaction_as_user set first in every
+    transaction, with the role, in the same round trip: `set local statement_timeout = …` behind a
+    transaction-mode pooler, where no setting may outlive the transaction; empty for a direct
+    connection, which gets the timeout once, as a startup parameter."""
+
+    def __init__(self, conninfo: str, *, transaction_settings: str = "", **kwargs: Any) -> None:
+        self.transaction_settings = transaction_settings
+        super().__init__(conninfo, **kwargs)
+
+
+def connection_kwargs(config: Config) -> dict[str, Any]:
+    """How each pooled connection is opened, for a direct connection or behind a pooler.
+
+    Direct (ZR_DB_POOLER unset): the statement timeout is a startup parameter (`options`), and
+    psycopg prepares a query it has run 5 times on that connection (prepare_threshold).
+    ZR_DB_POOLER=transaction (Supavisor on port 6543, PgBouncer pool_mode = transaction): every
+    transaction may run on another server connection, and consecutive ones of other clients on
+    this one, so nothing may belong to the session. Prepared statements are named per session
+    (psycopg's `_pg3_0`, ...): off (prepare_threshold=None), or they fail with 26000 / 42P05 on
+    the next server connection. `options` is refused by PgBouncer 1.18 (and only dropped, not
+    applied, if listed in ignore_startup_parameters): not sent; the timeout is set per
+    transaction instead (Pool.transaction_settings). tests/test_pooler.py proves each of these.
+    """
+    kwargs: dict[str, Any] = {"autocommit": False, "row_factory": dict_row, "connect_timeout": 3}
+    if config.db_pooler == POOLER_TRANSACTION:
+        kwargs["prepare_threshold"] = None
+    else:
+        kwargs["options"] = f"-c statement_timeout={config.db_statement_timeout_ms}"
+    return kwargs
+
+
+def transaction_settings(config: Config) -> str:
+    """What every transaction sets first (see Pool): the statement timeout behind a pooler."""
+    if config.db_pooler == POOLER_TRANSACTION:
+        return f"set local statement_timeout = {int(config.db_statement_timeout_ms)}"
+    return ""
 
 
 def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") -> Pool:
@@ -31,17 +70,13 @@ def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") 
     Each connection is checked (an empty query) when it is handed out, so that connections
     broken by a database restart are replaced instead of failing the next request.
     """
-    return ConnectionPool(
-        conninfo=config.database_url,
+    return Pool(
+        config.database_url,
+        transaction_settings=transaction_settings(config),
         connection_class=DictConnection,  # for the type checker: rows are dicts (kwargs says so at run time)
         min_size=config.db_pool_min,
         max_size=config.db_pool_max,
-        kwargs={
-            "autocommit": False,
-            "row_factory": dict_row,
-            "options": f"-c statement_timeout={config.db_statement_timeout_ms}",
-            "connect_timeout": 3,
-        },
+        kwargs=connection_kwargs(config),
         timeout=config.db_pool_timeout_s,
         check=ConnectionPool.check_connection,
         open=open_now,
@@ -49,11 +84,17 @@ def make_pool(config: Config, *, open_now: bool = False, name: str = "zenrent") 
     )
 
 
+def _first_statements(role_statement: str, pool: Pool) -> str:
+    """`set local role …` plus the pool's transaction settings: one round trip (no parameters,
+    so psycopg sends it as one simple query)."""
+    return f"{role_statement}; {pool.transaction_settings}" if pool.transaction_settings else role_statement
+
+
 @contextlib.contextmanager
 def transaction_as(pool: Pool, role: str = "service_role") -> Iterator[DictConnection]:
     """One transaction on a pooled connection, switched to an API role for its duration."""
     with pool.connection() as conn, conn.transaction():
-        conn.execute(f"set local role {_ROLES[role]}")
+        conn.execute(_first_statements(f"set local role {_ROLES[role]}", pool))
         yield conn
 
 
@@ -65,7 +106,7 @@ def transaction_as_user(pool: Pool, claims: dict[str, Any]) -> Iterator[DictConn
         raise ValueError("transaction_as_user needs the claims of an authenticated user")
     with pool.connection() as conn, conn.transaction():
         conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
-        conn.execute("set local role authenticated")
+        conn.execute(_first_statements("set local role authenticated", pool))
         yield conn
 
 

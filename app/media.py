@@ -65,7 +65,15 @@ from psycopg_pool import PoolTimeout
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
-from .config import Config, ConfigError, default_database_url, is_development, secrets_from_env
+from .config import (
+    Config,
+    ConfigError,
+    check_db_pooler,
+    db_pooler_from_env,
+    default_database_url,
+    is_development,
+    secrets_from_env,
+)
 from .db import Pool, make_pool, transaction_as
 from .graph_media import (
     Downloaded,
@@ -143,6 +151,7 @@ class MediaConfig:
     tmp_dir: str | None = None
     db_pool_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 5000
+    db_pooler: str = ""  # ZR_DB_POOLER, as app.config.Config.db_pooler
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MediaConfig:
@@ -171,11 +180,13 @@ class MediaConfig:
             tmp_dir=env.get("ZR_MEDIA_TMP_DIR") or None,
             db_pool_timeout_s=float(env.get("ZR_DB_POOL_TIMEOUT_S", d.db_pool_timeout_s)),
             db_statement_timeout_ms=int(env.get("ZR_DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms)),
+            db_pooler=db_pooler_from_env(env),
         )
         config.validate()
         return config
 
     def validate(self) -> None:
+        check_db_pooler(self.db_pooler)
         if self.rate <= 0:
             raise ConfigError("ZR_MEDIA_RATE must be a positive number of requests per second")
         if self.concurrency < 1 or self.batch_size < 1:
@@ -192,6 +203,7 @@ class MediaConfig:
             db_pool_max=self.concurrency + 2,
             db_pool_timeout_s=self.db_pool_timeout_s,
             db_statement_timeout_ms=self.db_statement_timeout_ms,
+            db_pooler=self.db_pooler,
         )
 
 
