@@ -33,7 +33,7 @@ from flask.typing import ResponseReturnValue
 from psycopg_pool import PoolTimeout
 
 from .config import Config
-from .db import transaction_as
+from .db import fetch_one_committed, transaction_as
 from .http_errors import error_response
 from .logging_setup import log_event
 
@@ -201,9 +201,8 @@ def ingest(config: Config, text: str) -> dict[str, Any]:
     """One call of public.ingest_whatsapp_webhook in one transaction; returns its summary once committed."""
     pool = current_app.extensions["zr_pool"]
     try:
-        with transaction_as(pool, "service_role") as conn:
-            row = conn.execute("select public.ingest_whatsapp_webhook(%s::jsonb) as result", [text]).fetchone()
-        # Leaving the block committed the transaction; only now is the summary true.
+        # One round trip; the row is returned only once the transaction has committed.
+        row = fetch_one_committed(pool, "select public.ingest_whatsapp_webhook(%s::jsonb) as result", [text])
     except (psycopg.Error, PoolTimeout) as exc:
         raise classify_db_error(exc) from exc
     summary = row["result"] if row else None
