@@ -23,6 +23,11 @@ left join (
   where m.conversation_id is not null
   group by m.conversation_id
 ) a on a.conversation_id = c.id;
+-- A landlord who already talks with a tenant has a confirmed link, as the history backfill and
+-- the first routed message leave it (private.set_link_state).
+insert into public.whatsapp_tenant_links (landlord_id, tenant_phone, state, state_via, state_changed_at, created_at, updated_at)
+select c.landlord_id, c.tenant_phone, 'confirmed', 'history', c.created_at, c.created_at, c.created_at
+from public.whatsapp_conversations c;
 set session_replication_role = origin;
 
 \echo '  rebuilding whatsapp_messages indexes'
@@ -40,6 +45,39 @@ drop table bench.dropped_indexes;
 \echo '  vacuum analyze'
 vacuum (analyze) public.whatsapp_messages;
 vacuum (analyze) public.whatsapp_conversations;
+
+\echo '  sender pools'
+-- Phones with exactly one candidate landlord, who has opted in (routing delivers them): those
+-- with a conversation (route_existing.sql draws from them at random) and those without one
+-- (route_new.sql takes each once, in order, through bench.new_phone_seq).
+create table bench.existing_phones (n int primary key, phone text not null);
+create table bench.new_phones (n int primary key, phone text not null);
+create sequence bench.new_phone_seq;
+with single as (
+  select r.tenant_phone as phone, r.landlord_id
+  from private.tenant_landlord_routing r
+  join public.user_profiles up on up.id = r.landlord_id and up.whatsapp_enabled
+  where not exists (select 1 from private.tenant_landlord_routing o
+                    where o.tenant_phone = r.tenant_phone and o.landlord_id <> r.landlord_id)
+), split as (
+  select s.phone, cv.id is not null as has_conversation
+  from single s
+  left join public.whatsapp_conversations cv on cv.landlord_id = s.landlord_id and cv.tenant_phone = s.phone
+  where cv.status is distinct from 'blocked'
+), ins as (
+  insert into bench.existing_phones
+  select row_number() over (order by phone), phone from split where has_conversation
+)
+insert into bench.new_phones
+select row_number() over (order by md5(phone)), phone from split where not has_conversation;
+insert into bench.params
+select 'existing_phones', count(*) from bench.existing_phones union all
+select 'new_phones', count(*) from bench.new_phones;
+grant select on bench.existing_phones, bench.new_phones to service_role;
+grant usage on sequence bench.new_phone_seq to service_role;
+select value as existing_phones from bench.params where name = 'existing_phones' \gset
+select value as new_phones from bench.params where name = 'new_phones' \gset
+\echo '  sender pools:' :existing_phones 'phones with a conversation,' :new_phones 'without'
 
 \echo '  inbox samples'
 -- Landlords and conversations as requests would hit them: drawn through random messages, so an
