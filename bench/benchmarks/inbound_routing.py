@@ -10,6 +10,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import matplotlib.ticker
+import psycopg
+from psycopg.rows import dict_row
 
 from bench.harness.benchmark import Benchmark, Context
 from bench.harness.numbers import human, ratio, rnd
@@ -27,6 +29,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTED = "from public.whatsapp_messages m where m.created_at >= %s and m.direction = 'incoming'"
+# What a routed message adds on disk (tables, their indexes and TOAST): the inbox, what routing kept
+# beside it, and the broadcast (hosted Realtime drops realtime.messages partitions after a few days).
+STORED_BYTES = """
+select pg_total_relation_size('public.whatsapp_messages') as messages,
+       pg_total_relation_size('private.whatsapp_message_details') as details,
+       pg_total_relation_size('public.whatsapp_conversations') + pg_total_relation_size('public.whatsapp_tenant_links')
+         as conversations,
+       (select coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) from pg_inherits i
+        where i.inhparent = 'realtime.messages'::regclass) as broadcasts
+"""
 GOAL_MSG_S = 3000
 SPLIT_WORLD = "large"  # where the existing/new runs happen (its pool of new phones is ten times the small one's)
 SPLIT_CLIENTS = (1, 2)
@@ -74,7 +86,9 @@ def measure_routing(
     scratch.execute("vacuum analyze public.whatsapp_messages, public.whatsapp_conversations, realtime.messages")
     scratch.checkpoint()
     since = scratch.scalar("select now()")
+    before = stored_bytes(ctx)
     runs = [measure_clients(ctx, c, pad, budget) for c in clients or ctx.profile.clients]
+    after = stored_bytes(ctx)
     outcome = dict(scratch.execute(f"select m.routing_status, count(*) {ROUTED} group by 1", [since]))
     total = sum(outcome.values()) or 1
     return {
@@ -84,8 +98,16 @@ def measure_routing(
         "routed_row_bytes": scratch.scalar(f"select avg(pg_column_size(m.*))::int {ROUTED}", [since]),
         "routed_messages": total,
         "routing_outcomes": {k: round(v / total, 4) for k, v in sorted(outcome.items())},
+        # bytes on disk per routed message during the measured runs (growth / messages routed)
+        "bytes_per_message": {k: round((after[k] - before[k]) / total) for k in before},
         "runs": runs,
     }
+
+
+def stored_bytes(ctx: Context) -> dict[str, int]:
+    with psycopg.connect(ctx.scratch.url, autocommit=True, row_factory=dict_row) as conn:
+        row = conn.execute(STORED_BYTES).fetchone()
+    return {k: int(v) for k, v in (row or {}).items()}
 
 
 def measure_clients(ctx: Context, clients: int, pad: int, budget: Budget) -> Result:

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from bench.harness.benchmark import Benchmark, Context
 from bench.harness.http import Gunicorn, wrk
 from bench.harness.numbers import ratio, rnd
-from bench.harness.paths import BENCH, ROOT
+from bench.harness.paths import BENCH, ROOT, SQL
 from bench.harness.pgbench import pgbench
 from bench.harness.plots import plt
 from bench.harness.profile import Budget, World
 from bench.harness.report import Column, at, columns_table
 from bench.harness.results import Result, goal
+from bench.harness.scratch import psql_file
 from bench.harness.worlds import CENTRAL_NUMBER, CENTRAL_PHONE_NUMBER_ID, random_sender, routing_defines
 
 if TYPE_CHECKING:
@@ -67,8 +68,41 @@ def measure(ctx: Context) -> Result:
     for tag, (workers, app) in enumerate(pairs_to_run(ctx), start=1):
         if app is SERVICE:  # the database work alone, just before the service does it over HTTP
             runs.append(measure_direct(ctx, workers))
+            runs.append(measure_direct_statuses(ctx, workers))
         runs.append(measure_app(ctx, app, workers, tag))
     return summary(ctx, runs)
+
+
+def measure_direct_statuses(ctx: Context, clients: int) -> Result:
+    """Status webhooks (sent, delivered, read of replies) straight to ingest_whatsapp_webhook, as
+    measure_direct does messages: what the capacity model (docs/scaling.md) charges per status."""
+    budget = Budget(seconds=ctx.profile.http_s) if ctx.profile.mode == "full" else Budget(transactions=200)
+    targets = 60_000 if ctx.profile.mode == "full" else 2_000  # 3 statuses each: more than a run takes
+    psql_file(ctx.scratch.url, SQL / "status_targets.sql", {"n": targets}, quiet=True)
+    pgbench(ctx.scratch.url, "ingest_status", clients, budget.warm(), {}, ctx.work)
+    run = pgbench(ctx.scratch.url, "ingest_status", clients, budget, {}, ctx.work)
+    applied = ctx.scratch.scalar(
+        "select count(*) from public.whatsapp_messages m "
+        "where m.wamid like 'wamid.HBgMBENCHOUT%%' and m.status <> 'sent'"
+    )
+    log.info(
+        "    status  %d clients: %7.0f calls/s, p50 %.2f p99 %.2f ms (%s replies moved on)",
+        clients,
+        run.tps,
+        run.latency_ms["p50"],
+        run.latency_ms["p99"],
+        applied,
+    )
+    return rnd(
+        {
+            "app": "direct_status",
+            "workers": clients,
+            "ok_rps": run.tps,
+            "latency_ms": run.latency_ms,
+            "errors": {"status": run.failed, "connect": 0, "read": 0, "write": 0, "timeout": 0},
+            "stored_messages": None,
+        }
+    )
 
 
 def measure_direct(ctx: Context, clients: int) -> Result:
@@ -127,6 +161,7 @@ def summary(ctx: Context, runs: list[Result]) -> Result:
         bare = next(r for r in runs if r["app"] == "bare" and r["workers"] == workers)
         svc = next(r for r in runs if r["app"] == "service" and r["workers"] == workers)
         direct = next((r for r in runs if r["app"] == "direct" and r["workers"] == workers), None)
+        statuses = next((r for r in runs if r["app"] == "direct_status" and r["workers"] == workers), None)
         pairs.append(
             {
                 "workers": workers,
@@ -138,6 +173,7 @@ def summary(ctx: Context, runs: list[Result]) -> Result:
                 "service_p99_ms": svc["latency_ms"]["p99"],
                 "bare_p99_ms": bare["latency_ms"]["p99"],
                 "direct_p99_ms": direct["latency_ms"]["p99"] if direct else None,
+                "direct_status_rps": statuses["ok_rps"] if statuses else None,
             }
         )
     return rnd(
@@ -305,6 +341,7 @@ def pairs_table(pairs: list[Result]) -> str:
         ("gunicorn workers = pgbench clients", at("workers")),
         ("service req/s", at("service_rps")),
         ("direct calls/s", at("direct_rps")),
+        ("direct status calls/s", at("direct_status_rps")),
         ("service / direct", at("service_over_direct")),
         ("bare req/s", at("bare_rps")),
         ("service p99 ms", at("service_p99_ms")),
