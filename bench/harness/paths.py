@@ -10,6 +10,7 @@ RESULTS = BENCH / "results"
 BENCHMARKS = BENCH / "benchmarks"
 TEMPLATES = BENCH / "harness" / "templates"
 REPORT_TEMPLATE = BENCH / "report.md.tmpl"
+SCALING_TEMPLATE = BENCH / "scaling.md.tmpl"  # docs/scaling.md, beside the report
 DOCS = ROOT / "docs" / "benchmarks.md"
 MIGRATIONS = ROOT / "supabase" / "migrations"
 PLATFORM = ROOT / "supabase" / "local" / "platform.sql"

@@ -1,6 +1,7 @@
 """The report: docs/benchmarks.md rendered from bench/report.md.tmpl (the prose, written by people) with a
-section per benchmark from bench/benchmarks/<name>.md.tmpl and its <out>/<name>.json. Python builds the
-tables; the sentences are in the templates."""
+section per benchmark from bench/benchmarks/<name>.md.tmpl and its <out>/<name>.json, and beside it
+docs/scaling.md from bench/scaling.md.tmpl with the capacity model (bench/harness/capacity.py) computed
+from the same results. Python builds the tables; the sentences are in the templates."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from bench.harness import capacity
 from bench.harness import results as results_io
 from bench.harness.numbers import human
-from bench.harness.paths import BENCH, BENCHMARKS, REPORT_TEMPLATE, TEMPLATES
+from bench.harness.paths import BENCH, BENCHMARKS, REPORT_TEMPLATE, SCALING_TEMPLATE, TEMPLATES
 from bench.harness.results import Result
 
 if TYPE_CHECKING:
@@ -48,11 +50,14 @@ Column = tuple[str, Callable[[Any], Any]]  # header, the cell of an item
 
 
 def at(path: str) -> Callable[[Result], Any]:
-    """A getter for a dotted path into a result: at("rls.latency_ms.p50")(q) is q["rls"]["latency_ms"]["p50"]."""
+    """A getter for a dotted path into a result: at("rls.latency_ms.p50")(q) is q["rls"]["latency_ms"]["p50"];
+    None where a result written before the path existed lacks it (shown as an empty cell)."""
 
     def get(item: Result) -> Any:
         for key in path.split("."):
-            item = item[key]
+            if item is None:
+                return None
+            item = item.get(key) if isinstance(item, dict) else item[key]
         return item
 
     return get
@@ -108,6 +113,10 @@ def write_report(benchmarks: list[Benchmark], out: Path, docs: Path) -> None:
             text += f"\n## {name}\n\n<!-- bench:{name}:begin -->\n{content}\n<!-- bench:{name}:end -->\n"
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text(text)
+    scaling = env.get_template(SCALING_TEMPLATE.name).render(
+        r=found, m=capacity.model(found), images=image_prefix, machine=machine
+    )
+    docs.with_name("scaling.md").write_text(scaling)
 
 
 def latest_machine(found: dict[str, Result]) -> Result | None:
