@@ -5,6 +5,7 @@ from the same results. Python builds the tables; the sentences are in the templa
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -99,22 +100,31 @@ def write_report(benchmarks: list[Benchmark], out: Path, docs: Path) -> None:
     env = environment()
     found = results_io.read(out, [bm.name for bm in benchmarks])
     image_prefix = os.path.relpath(out, docs.parent.resolve()) + "/" if docs.parent.resolve() != out else ""
+    # Instruction counts of the routing hot path per schema (scripts/bench-instructions; not a Benchmark:
+    # it needs a cluster of its own that it stops), for section 1 and docs/scaling.md.
+    counted = out / "instructions.json"
+    instructions = json.loads(counted.read_text()) if counted.exists() else None
     sections = {}
     for bm in benchmarks:
         png = out / f"{bm.name}.png"
         r = found.get(bm.name)
-        context = {"name": bm.name, "r": r, "png": f"{image_prefix}{png.name}" if png.exists() else None}
+        context = {
+            "name": bm.name,
+            "r": r,
+            "png": f"{image_prefix}{png.name}" if png.exists() else None,
+            "instructions": instructions,
+        }
         template = env.get_template(f"{bm.name}.md.tmpl")
         sections[bm.name] = template.render(context | (bm.report(r) if r else {})).strip()
     machine = env.get_template("machine.md.tmpl").render(machine=latest_machine(found), results=found).strip()
-    text = env.get_template(REPORT_TEMPLATE.name).render(machine=machine, sections=sections)
+    text = env.get_template(REPORT_TEMPLATE.name).render(machine=machine, sections=sections, instructions=instructions)
     for name, content in sections.items():  # a benchmark the template does not place yet goes at the end
         if f"<!-- bench:{name}:begin -->" not in text:
             text += f"\n## {name}\n\n<!-- bench:{name}:begin -->\n{content}\n<!-- bench:{name}:end -->\n"
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text(text)
     scaling = env.get_template(SCALING_TEMPLATE.name).render(
-        r=found, m=capacity.model(found), images=image_prefix, machine=machine
+        r=found, m=capacity.model(found), images=image_prefix, machine=machine, instructions=instructions
     )
     docs.with_name("scaling.md").write_text(scaling)
 
