@@ -23,7 +23,7 @@ DEVELOPMENT = "development"
 
 #: ZR_DB_POOLER's one value: DATABASE_URL is a transaction-mode pooler (Supavisor on port 6543,
 #: PgBouncer pool_mode = transaction). Unset means a direct connection (or a session-mode pooler).
-#: docs/scaling-pooler.md says what changes (app/db.py: make_pool).
+#: docs/scaling.md (section 3) says what changes (app/db.py: make_pool).
 POOLER_TRANSACTION = "transaction"
 
 #: The Supabase CLI's local JWT secret (`supabase status` prints it): public, local only.
