@@ -84,3 +84,10 @@ def cpu_seconds(pids: list[int]) -> float:
         if fields:
             seconds += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14 and 15
     return seconds
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds this machine has spent so far, all cores summed: (in total, idle or waiting for I/O)."""
+    # cpu  user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    fields = [int(x) for x in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields) / CLOCK_TICKS, (fields[3] + fields[4]) / CLOCK_TICKS
