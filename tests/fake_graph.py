@@ -22,20 +22,36 @@ that many error answers in the window, every media request gets 429 with the con
 and Retry-After until the block ends. `fake.hold()` keeps requests waiting until
 `fake.release()` so a test can act while a request is in flight.
 
+With `status_webhooks=StatusWebhooks(url, app_secret)` it also acts like Meta after a send: for
+every message it accepts (200 with a wamid) it POSTs the three status webhooks Meta sends,
+`sent`, `delivered` and `read`, each signed with the app secret (X-Hub-Signature-256) and echoing
+`biz_opaque_callback_data`, at their delays after the answer (0.5 s, 2 s, 10 s by default), from
+a few threads of its own; a delivery the webhook does not answer 2xx is tried again later, as
+Meta does (here three times, after 5, 15 and 45 s). `max_recorded` keeps only the latest requests
+in `fake.requests` (a long-running fake must not grow); `fake.stats()`, also served as
+GET /_fake/stats (not Meta's), counts requests by kind and the status webhooks.
+
 Run alone it stands in for Meta while trying the system locally (GRAPH_API_BASE's default):
-    .venv/bin/python tests/fake_graph.py [PORT] [--quiet]   # default 8089, prints each request (not with --quiet)
-    (port 0: a free one; the first line says "fake Graph API on http://127.0.0.1:PORT")
+    .venv/bin/python tests/fake_graph.py [PORT] [--quiet] [--status-webhook URL] [--max-recorded N]
+    (default port 8089, prints each request unless --quiet; port 0: a free one, and the first line
+    says "fake Graph API on http://127.0.0.1:PORT"; --status-webhook: post status webhooks there,
+    signed with WHATSAPP_APP_SECRET; --max-recorded: requests kept, default 10,000)
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import io
 import itertools
 import json
+import queue
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,12 +114,187 @@ def meta_error(status: int, code: int, message: str, details: str = "", headers:
     )
 
 
+@dataclass(frozen=True)
+class StatusWebhooks:
+    """Where the fake posts Meta's status webhooks for the messages it accepts, and when."""
+
+    url: str  # the webhook, e.g. http://127.0.0.1:8000/webhooks/whatsapp
+    app_secret: str  # signs each body as Meta does (X-Hub-Signature-256)
+    delays: tuple[tuple[str, float], ...] = (("sent", 0.5), ("delivered", 2.0), ("read", 10.0))
+    retry_delays: tuple[float, ...] = (5.0, 15.0, 45.0)  # a delivery not answered 2xx is tried again
+    display_phone_number: str = "447700000000"
+    # Deliveries in flight at once: Meta delivers concurrently, so enough that a slow webhook makes the
+    # statuses wait in its queue rather than throttling how many are sent (4 fell up to 160 s behind).
+    threads: int = 32
+    timeout_s: float = 10.0
+
+
+@dataclass(order=True)
+class _Delivery:
+    due: float  # time.monotonic()
+    seq: int
+    status: str = field(compare=False)
+    wamid: str = field(compare=False)
+    recipient: str = field(compare=False)
+    callback: str | None = field(compare=False)
+    attempt: int = field(default=0, compare=False)
+
+
+class StatusPoster:
+    """Posts the status webhooks of StatusWebhooks: a scheduler thread hands each delivery, when it
+    is due, to `threads` posting threads; counts what happened and times each POST."""
+
+    def __init__(self, config: StatusWebhooks, phone_number_id: str):
+        self.config = config
+        self.phone_number_id = phone_number_id
+        self.counts: Counter[str] = Counter()
+        self._heap: list[_Delivery] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._ready: queue.Queue[_Delivery | None] = queue.Queue()
+        self._in_flight = 0
+        self._latencies: list[float] = []  # since the last stats()
+        self._late_max = 0.0  # since the last stats(): the longest a due delivery waited for a thread
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._schedule_loop, name="fake-graph-statuses", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._post_loop, name=f"fake-graph-status-{i}", daemon=True)
+            for i in range(config.threads)
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        for _ in range(self.config.threads):
+            self._ready.put(None)
+
+    def schedule(self, wamid: str, recipient: str, callback: str | None) -> None:
+        """The statuses of one accepted message, each at its delay from now."""
+        now = time.monotonic()
+        with self._cv:
+            for status, delay in self.config.delays:
+                heapq.heappush(self._heap, _Delivery(now + delay, next(self._seq), status, wamid, recipient, callback))
+                self.counts["scheduled"] += 1
+            self._cv.notify()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts so far; the POSTs since the last call (count, p50, p99, max seconds) and the worst lateness."""
+        with self._cv:
+            latencies, self._latencies = sorted(self._latencies), []
+            late, self._late_max = self._late_max, 0.0
+            pending = len(self._heap) + self._ready.qsize() + self._in_flight
+            counts = dict(self.counts)
+
+        def pct(p: float) -> float | None:
+            return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else None
+
+        return {
+            **counts,
+            "pending": pending,
+            "window": {"posts": len(latencies), "p50_s": pct(0.5), "p99_s": pct(0.99), "max_s": pct(1.0)},
+            "late_max_s": late,
+        }
+
+    def _schedule_loop(self) -> None:
+        with self._cv:
+            while not self._stopping:
+                now = time.monotonic()
+                while self._heap and self._heap[0].due <= now:
+                    self._ready.put(heapq.heappop(self._heap))
+                self._cv.wait(max(0.0, self._heap[0].due - now) if self._heap else None)
+
+    def _post_loop(self) -> None:
+        while (delivery := self._ready.get()) is not None:
+            with self._cv:
+                self._in_flight += 1
+                self._late_max = max(self._late_max, time.monotonic() - delivery.due)
+            try:
+                self._post(delivery)
+            finally:
+                with self._cv:
+                    self._in_flight -= 1
+
+    def _post(self, d: _Delivery) -> None:
+        raw = json.dumps(self._body(d), separators=(",", ":")).encode()
+        signature = "sha256=" + hmac.new(self.config.app_secret.encode(), raw, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(
+            self.config.url,
+            data=raw,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+            method="POST",
+        )
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as answer:
+                answer.read()
+                ok = 200 <= answer.status < 300
+        except urllib.error.HTTPError as e:
+            e.read()
+            ok = False
+        except OSError:
+            ok = False
+        with self._cv:
+            self._latencies.append(time.perf_counter() - started)
+            self.counts[f"posted_{d.status}"] += 1
+            self.counts["ok" if ok else "failed"] += 1
+            if ok:
+                return
+            if d.attempt >= len(self.config.retry_delays):
+                self.counts["gave_up"] += 1
+                return
+            self.counts["retried"] += 1
+            d.due, d.seq = time.monotonic() + self.config.retry_delays[d.attempt], next(self._seq)
+            d.attempt += 1
+            heapq.heappush(self._heap, d)
+            self._cv.notify()
+
+    def _body(self, d: _Delivery) -> dict[str, Any]:
+        """One status as Meta sends it (conversation and pricing with sent and delivered)."""
+        status: dict[str, Any] = {
+            "id": d.wamid,
+            "status": d.status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": d.recipient,
+        }
+        if d.status in ("sent", "delivered"):
+            status["conversation"] = {
+                "id": hashlib.md5(d.recipient.encode()).hexdigest(),
+                "expiration_timestamp": str(int(time.time()) + 86400),
+                "origin": {"type": "service"},
+            }
+            status["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service"}
+        if d.callback is not None:
+            status["biz_opaque_callback_data"] = d.callback
+        metadata = {"display_phone_number": self.config.display_phone_number, "phone_number_id": self.phone_number_id}
+        value = {"messaging_product": "whatsapp", "metadata": metadata, "statuses": [status]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+        }
+
+
 class FakeGraph:
-    def __init__(self, access_token: str, phone_number_id: str, version: str, port: int = 0):
+    def __init__(
+        self,
+        access_token: str,
+        phone_number_id: str,
+        version: str,
+        port: int = 0,
+        status_webhooks: StatusWebhooks | None = None,
+        max_recorded: int | None = None,
+    ):
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.version = version
         self.requests: list[Recorded] = []
+        self.max_recorded = max_recorded
+        self.counts: Counter[str] = Counter()  # requests by kind, however many are kept
+        self._statuses = StatusPoster(status_webhooks, phone_number_id) if status_webhooks else None
         self.responder: Callable[[Recorded], Reply | None] | None = None
         self.media: dict[str, Media] = {}
         self.url_ttl_s = 300.0
@@ -133,9 +324,13 @@ class FakeGraph:
 
     def start(self) -> FakeGraph:
         self._thread.start()
+        if self._statuses is not None:
+            self._statuses.start()
         return self
 
     def stop(self) -> None:
+        if self._statuses is not None:
+            self._statuses.stop()
         self._gate.set()
         self._stall.set()
         self._server.shutdown()
@@ -151,6 +346,12 @@ class FakeGraph:
             self._throttle, self._media_errors, self._blocked_until = None, [], 0.0
         self._gate.set()
         self._stall.set()
+
+    def stats(self) -> dict[str, Any]:
+        """Requests by kind since the start, and the status webhooks (None without StatusWebhooks)."""
+        with self._lock:
+            counts = dict(self.counts)
+        return {"requests": counts, "status_webhooks": self._statuses.stats() if self._statuses else None}
 
     # -- media control ----------------------------------------------------------------------
     def add_media(self, data: bytes, mime_type: str, media_id: str | None = None, **how: Any) -> str:
@@ -351,6 +552,17 @@ class FakeGraph:
         data, mime_type, filename = upload
         return Reply(200, {"id": self.add_media(data, form.get("type") or mime_type, filename=filename)})
 
+    def _report_statuses(self, rec: Recorded, reply: Reply) -> None:
+        """After a message was accepted, Meta's status webhooks for it (with StatusWebhooks)."""
+        if self._statuses is None or reply.status != 200 or not isinstance(reply.body, dict):
+            return
+        if _kind(rec) != "messages" or not isinstance(rec.body, dict):
+            return
+        messages = reply.body.get("messages") or [{}]
+        wamid = messages[0].get("id")
+        if isinstance(wamid, str):
+            self._statuses.schedule(wamid, str(rec.body.get("to") or ""), rec.callback)
+
     def _url_hash(self, media_id: str, expires: int) -> str:
         return hmac.new(self._url_key, f"{media_id}:{expires}".encode(), "sha256").hexdigest()[:32]
 
@@ -378,11 +590,21 @@ class FakeGraph:
                     body,
                     raw,
                 )
+                if rec.method == "GET" and rec.path == STATS_PATH:
+                    self._send(Reply(200, fake.stats()))
+                    return
                 with fake._lock:
                     fake.requests.append(rec)
+                    if fake.max_recorded is not None and len(fake.requests) > fake.max_recorded:
+                        del fake.requests[: len(fake.requests) - fake.max_recorded]
+                    fake.counts[_kind(rec)] += 1
                     fake._lock.notify_all()
                 fake._gate.wait()
                 reply = fake._answer(rec)
+                fake._report_statuses(rec, reply)
+                self._send(reply)
+
+            def _send(self, reply: Reply) -> None:
                 raw_body = isinstance(reply.body, (bytes, bytearray))
                 out = (
                     bytes(reply.body) if raw_body else json.dumps(reply.body if reply.body is not None else {}).encode()
@@ -407,6 +629,19 @@ class FakeGraph:
             do_GET = _handle
 
         return Handler
+
+
+STATS_PATH = "/_fake/stats"  # the fake's own counters (FakeGraph.stats()), not Meta's
+
+
+def _kind(rec: Recorded) -> str:
+    """What a request is: messages, media_upload, media_retrieve, media_download or other."""
+    path = urlsplit(rec.path).path
+    if rec.method == "POST":
+        return {"messages": "messages", "media": "media_upload"}.get(path.rstrip("/").rsplit("/", 1)[-1], "other")
+    if path == "/whatsapp_business/attachments/":
+        return "media_download"
+    return "media_retrieve" if _media_id_of(rec.path) is not None else "other"
 
 
 def _media_id_of(path: str) -> str | None:
@@ -440,24 +675,39 @@ def _multipart(rec: Recorded) -> tuple[dict[str, str], dict[str, tuple[bytes, st
 
 
 def main() -> None:
+    import argparse
     import os
-    import sys
 
-    args = [a for a in sys.argv[1:] if a != "--quiet"]
-    quiet = "--quiet" in sys.argv[1:]  # benchmarks: only the first line (where it listens)
-    port = int(args[0]) if args else 8089
+    parser = argparse.ArgumentParser(description="A fake of the WhatsApp Cloud API on 127.0.0.1 (tests/fake_graph.py).")
+    parser.add_argument("port", nargs="?", type=int, default=8089, help="0: a free one (default 8089)")
+    parser.add_argument("--quiet", action="store_true", help="only the first line (where it listens)")
+    parser.add_argument(
+        "--status-webhook",
+        metavar="URL",
+        help="post Meta's status webhooks (sent, delivered, read) there, signed with WHATSAPP_APP_SECRET",
+    )
+    parser.add_argument("--max-recorded", type=int, default=10_000, help="requests kept in memory (default 10,000)")
+    args = parser.parse_args()
+    statuses = None
+    if args.status_webhook:
+        secret = os.environ.get("WHATSAPP_APP_SECRET")
+        if not secret:
+            parser.error("--status-webhook needs WHATSAPP_APP_SECRET (the app secret the webhook checks)")
+        statuses = StatusWebhooks(args.status_webhook, secret)
     fake = FakeGraph(
         os.environ.get("WHATSAPP_ACCESS_TOKEN", "local-access-token"),
         os.environ.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
         os.environ.get("GRAPH_API_VERSION", "v21.0"),
-        port=port,
+        port=args.port,
+        status_webhooks=statuses,
+        max_recorded=args.max_recorded,
     )
 
     def show(rec: Recorded) -> None:
         print(json.dumps({"path": rec.path, "body": rec.body}), flush=True)
         return None
 
-    if not quiet:
+    if not args.quiet:
         fake.responder = show
     fake.start()
     print(f"fake Graph API on {fake.base_url}", flush=True)

@@ -14,6 +14,7 @@ from bench.benchmarks import (
     media_worker,
     routing_upkeep,
     scale,
+    soak,
     webhook_http,
 )
 from bench.harness.benchmark import Benchmark
@@ -28,4 +29,5 @@ REGISTRY: list[Benchmark] = [
     backfill.BENCHMARK,
     flood.BENCHMARK,
     media_worker.BENCHMARK,
+    soak.BENCHMARK,  # measured only when named (scripts/bench --only soak)
 ]

@@ -170,7 +170,7 @@ def measure_downloads(ctx: Context) -> Result:
         storage.wait_ready("/storage/v1/object/info/whatsapp-media/ready")
         graph.wait_ready(f"/{GRAPH_VERSION}/ready")
         with quiet("httpx"):
-            photos = register_photos(graph.url, min(DISTINCT_FILES, profile.media_files), profile.media_file_bytes)
+            photos = register_photos(graph.url, [profile.media_file_bytes] * min(DISTINCT_FILES, profile.media_files))
         config = worker_config(scratch, storage.url, graph.url, work)
         passes = []
         for label, cfg in (
@@ -186,15 +186,16 @@ def measure_downloads(ctx: Context) -> Result:
     }
 
 
-def register_photos(graph_url: str, n: int, size: int) -> list[tuple[str, str]]:
-    """`n` photos uploaded to the fake as Meta's upload endpoint takes them: (media id, base64 SHA-256)."""
+def register_photos(graph_url: str, sizes: list[int], token: str = ACCESS_TOKEN) -> list[tuple[str, str]]:
+    """A photo of each size (random bytes behind a JPEG header) uploaded to the fake as Meta's upload
+    endpoint takes them, with the fake's access token: (media id, base64 SHA-256) each."""
     photos = []
     with httpx.Client(timeout=60) as http:
-        for _ in range(n):
+        for size in sizes:
             data = b"\xff\xd8\xff\xe0" + os.urandom(size - 4)
             answer = http.post(
                 f"{graph_url}/{GRAPH_VERSION}/{CENTRAL_PHONE_NUMBER_ID}/media",
-                headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+                headers={"Authorization": f"Bearer {token}"},
                 data={"messaging_product": "whatsapp", "type": "image/jpeg"},
                 files={"file": ("photo.jpg", data, "image/jpeg")},
             )

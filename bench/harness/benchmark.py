@@ -72,3 +72,7 @@ class Benchmark:
     report: Callable[[Result], dict[str, Any]] = no_helpers
     # False: the default full run (no --only) shows the <name>.json already there instead of measuring.
     in_full_run: bool = True
+    # True: measured only when named (--only NAME), by full and quick runs alike; every other run,
+    # the smoke test of scripts/test (--quick) included, leaves it out and the report shows the
+    # <name>.json already there. For benchmarks whose point is their length (the soak).
+    only_when_named: bool = False

@@ -10,6 +10,7 @@ for another --out) is rendered from bench/report.md.tmpl and every <out>/*.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -46,6 +47,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(RESULTS), help="directory for <name>.json and <name>.png")
     parser.add_argument("--database", default="zr_bench", help="scratch database name (dropped and recreated)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database at the end")
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=None,
+        help="length of the soak's load phase (default: 30 minutes, 1 with --quick)",
+    )
     parser.add_argument("--no-proposals", action="store_true", help="skip bench/sql/proposals/*.sql")
     parser.add_argument(
         "--docs",
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace, out: Path) -> None:
     profile = make_profile(args.quick, args.scale)
+    if args.soak_minutes is not None:
+        profile = dataclasses.replace(profile, soak_s=max(10, round(args.soak_minutes * 60)))
     benchmarks = select(REGISTRY, args.names, full=profile.mode == "full")
     scratch = Scratch(server_url(), args.database)
     recorder = Recorder(out, profile.mode, args.scale, scratch.admin_url)

@@ -76,13 +76,11 @@ class Gunicorn:
         self.log.close()
 
 
-class Service:
-    """A local stand-in run as a process of its own (`cmd`, with `env` added) on a free loopback
-    port, its output in `log_path`: what a benchmark measures against without sharing its GIL."""
+class Process:
+    """A process of its own (`cmd`, with `env` added, in the checkout, a session of its own), its
+    output in `log_path`; stop() sends SIGTERM and waits (SIGKILL after 15 s)."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, port: int):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path):
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd,
@@ -93,20 +91,14 @@ class Service:
             start_new_session=True,
         )
 
-    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
-        """Poll `path` until anything answers over HTTP (an error status included)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.proc.args} exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.url + path, timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"nothing answers on {self.url} after {timeout}s; see {self.log.name}")
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check(self) -> None:
+        """RuntimeError when the process has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.proc.args!r} exited with {self.proc.returncode}; see {self.log.name}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -118,11 +110,38 @@ class Service:
                 self.proc.wait()
         self.log.close()
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Process:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Service(Process):
+    """A local stand-in run as a process of its own (`cmd`, with `env` added) on a free loopback
+    port, its output in `log_path`: what a benchmark measures against without sharing its GIL."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        super().__init__(cmd, env, log_path)
+
+    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
+        """Poll `path` until anything answers over HTTP (an error status included)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nothing answers on {self.url} after {timeout}s; see {self.log.name}")
+
+    def __enter__(self) -> Service:
+        return self
 
 
 def wrk(url: str, lua: Path, env: dict[str, str], seconds: int, connections: int, threads: int = 2) -> dict[str, Any]:

@@ -56,6 +56,8 @@ class Profile:
     flood_posts_s: int  # ... for at most this long per phone and way
     media_files: int  # photos the media worker downloads (fake Graph API -> Storage stand-in)
     media_file_bytes: int  # ... of this size each (under WhatsApp's 5 MiB for images)
+    soak_s: int  # the soak's load phase (scripts/bench --soak-minutes N overrides it)
+    soak_sample_s: float  # ... sampled this often
     clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
     http_connections: int = 8  # wrk connections
 
@@ -87,6 +89,8 @@ def make_profile(quick: bool, scale: float) -> Profile:
             flood_posts_s=8,
             media_files=max(4, int(20 * scale)),
             media_file_bytes=2_000_000,
+            soak_s=60,
+            soak_sample_s=2.0,
         )
     return Profile(
         "full",
@@ -110,4 +114,6 @@ def make_profile(quick: bool, scale: float) -> Profile:
         flood_posts_s=60,
         media_files=max(4, int(100 * scale)),
         media_file_bytes=5_000_000,
+        soak_s=1800,
+        soak_sample_s=10.0,
     )

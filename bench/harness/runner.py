@@ -18,12 +18,21 @@ log = logging.getLogger(__name__)
 
 def select(registry: list[Benchmark], names: list[str], full: bool) -> list[Benchmark]:
     """The named benchmarks (all when none is named) and those they require, in registry order.
-    The default full run leaves out the benchmarks that are their own job (in_full_run=False)."""
+    A run that names none leaves out the benchmarks measured only when named (only_when_named),
+    quick or full; the default full run also leaves out those that are their own job (in_full_run=False)."""
     by_name = {bm.name: bm for bm in registry}
-    wanted = set(names or by_name)
+    wanted = set(names) if names else {bm.name for bm in registry if not bm.only_when_named}
     for name in list(wanted):
         wanted |= set(by_name[name].requires)
     chosen = [bm for bm in registry if bm.name in wanted]
+    if not names:
+        for bm in registry:
+            if bm.only_when_named:
+                log.info(
+                    "%s: measured only when named (scripts/bench --only %s); the report shows its JSON if there is one",
+                    bm.name,
+                    bm.name,
+                )
     if full and not names:
         for bm in chosen:
             if not bm.in_full_run:
