@@ -7,7 +7,7 @@ others (app/config.py): required outside development, where a local default is u
 Works with several gunicorn workers: when PROMETHEUS_MULTIPROC_DIR is set (scripts/run sets it
 and app/gunicorn_conf.py cleans up after dead workers), every worker writes its samples there
 and /metrics aggregates them. Queue and backlog gauges are read from the database at scrape
-time (public.whatsapp_service_status), so they are right whichever worker answers.
+time (public.whatsapp_service_gauges), so they are right whichever worker answers.
 
 Metrics:
   zenrent_webhook_requests_total{status}          webhook POSTs by HTTP status code
@@ -53,7 +53,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .db import Pool, transaction_as
+from .db import Pool, fetch_one_committed
 from .http_errors import error_response
 from .logging_setup import log_event
 
@@ -83,10 +83,11 @@ class DatabaseCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            with transaction_as(self.pool, "service_role") as conn:
-                row = conn.execute("select public.whatsapp_service_status() as s").fetchone()
+            # The gauges only: each an index lookup, so a scrape costs the same at any inbox size
+            # (whatsapp_service_status() adds a day's scan, for the status page).
+            row = fetch_one_committed(self.pool, "select public.whatsapp_service_gauges() as s", [])
             if row is None:
-                raise LookupError("whatsapp_service_status() returned no row")
+                raise LookupError("whatsapp_service_gauges() returned no row")
             s = row["s"]
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
             log.warning("metrics: database unavailable: %s", type(exc).__name__)

@@ -9,7 +9,7 @@
 -- included. The owner alone could still take it away (ALTER TABLE ... DISABLE TRIGGER, DROP
 -- TRIGGER): that is a migration, reviewed like any other, not something an API role can do.
 begin;
-select plan(123);
+select plan(127);
 
 -- Setup (postgres) ----------------------------------------------------------------------------
 select tests.create_supabase_user('hm_sup', 'ana@support.zenrent.test', '{"role": "support"}');
@@ -169,6 +169,14 @@ select ok(public.whatsapp_service_status() ?& array['inbound_last_24h', 'held', 
             'outbound_needs_review', 'oldest_queued_at', 'outbound_failed_last_24h', 'webhook_errors_last_24h',
             'pending_statuses', 'active_pins', 'at'],
   'whatsapp_service_status has every count the status page and /metrics read');
+select ok(public.whatsapp_service_gauges() ?& array['held', 'outbound_queued', 'outbound_sending', 'outbound_needs_review',
+            'oldest_queued_at', 'outbound_failed_last_24h', 'webhook_errors_last_24h', 'dead_letters_last_24h',
+            'media_pending', 'oldest_media_pending_at', 'media_failed_last_24h', 'at'],
+  'whatsapp_service_gauges has every gauge /metrics reads');
+select is(public.whatsapp_service_status() - 'at', public.whatsapp_service_gauges() - 'at' || jsonb_build_object(
+            'inbound_last_24h', public.whatsapp_service_status() -> 'inbound_last_24h',
+            'declined_links', public.whatsapp_service_status() -> 'declined_links'),
+  'the status page''s counts are the gauges plus the day''s inbound and the declined links');
 select throws_ok($$ select private.held_message(tests.message_id('wamid.HM_P4_A')) $$, '42501', null,
   'the private helpers behind the RPCs are not callable by support directly');
 reset role;
@@ -190,6 +198,7 @@ select is(tests.refusal_of($$ select public.assign_held_message(tests.message_id
 select is(tests.refusal_of($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P1_A'), 'spam') $$), '42501 support_only',
   'a landlord cannot dismiss a held message (42501)');
 select is(tests.refusal_of($$ select public.whatsapp_service_status() $$), '42501 support_only', 'a landlord cannot read the service status (42501)');
+select is(tests.refusal_of($$ select public.whatsapp_service_gauges() $$), '42501 support_only', 'a landlord cannot read the gauges (42501)');
 select throws_ok($$ select private.require_support() $$, '42501', null, 'a landlord cannot call private.require_support()');
 reset role;
 select tests.authenticate_as('hm_bob');
@@ -204,6 +213,7 @@ select throws_ok($$ select public.assign_held_message(tests.message_id('wamid.HM
   '42501', null, 'anon cannot assign (42501)');
 select throws_ok($$ select public.dismiss_held_message(tests.message_id('wamid.HM_P1_A'), 'spam') $$, '42501', null, 'anon cannot dismiss (42501)');
 select throws_ok($$ select public.whatsapp_service_status() $$, '42501', null, 'anon cannot read the service status (42501)');
+select throws_ok($$ select public.whatsapp_service_gauges() $$, '42501', null, 'anon cannot read the gauges (42501)');
 reset role;
 
 -- service role: the status, not the queue ---------------------------------------------------------
