@@ -76,44 +76,25 @@ def measure(ctx: Context) -> Result:
 def measure_direct_statuses(ctx: Context, clients: int) -> Result:
     """Status webhooks (sent, delivered, read of replies) straight to ingest_whatsapp_webhook, as
     measure_direct does messages: what the capacity model (docs/scaling.md) charges per status."""
-    budget = Budget(seconds=ctx.profile.http_s) if ctx.profile.mode == "full" else Budget(transactions=200)
     targets = 60_000 if ctx.profile.mode == "full" else 2_000  # 3 statuses each: more than a run takes
     psql_file(ctx.scratch.url, SQL / "status_targets.sql", {"n": targets}, quiet=True)
-    pgbench(ctx.scratch.url, "ingest_status", clients, budget.warm(), {}, ctx.work)
-    run = pgbench(ctx.scratch.url, "ingest_status", clients, budget, {}, ctx.work)
-    applied = ctx.scratch.scalar(
-        "select count(*) from public.whatsapp_messages m "
-        "where m.wamid like 'wamid.HBgMBENCHOUT%%' and m.status <> 'sent'"
-    )
-    log.info(
-        "    status  %d clients: %7.0f calls/s, p50 %.2f p99 %.2f ms (%s replies moved on)",
-        clients,
-        run.tps,
-        run.latency_ms["p50"],
-        run.latency_ms["p99"],
-        applied,
-    )
-    return rnd(
-        {
-            "app": "direct_status",
-            "workers": clients,
-            "ok_rps": run.tps,
-            "latency_ms": run.latency_ms,
-            "errors": {"status": run.failed, "connect": 0, "read": 0, "write": 0, "timeout": 0},
-            "stored_messages": None,
-        }
-    )
+    return direct_run(ctx, "direct_status", "ingest_status", clients, {})
 
 
 def measure_direct(ctx: Context, clients: int) -> Result:
     """ingest_whatsapp_webhook with the body the service receives, `clients` pgbench clients (one per
     gunicorn worker: the service's concurrency at the database), as long as one wrk run."""
-    defines = routing_defines(ctx.world)
+    return direct_run(ctx, "direct", "ingest_webhook", clients, routing_defines(ctx.world))
+
+
+def direct_run(ctx: Context, label: str, script: str, clients: int, defines: dict[str, object]) -> Result:
+    """One pgbench run of `script` after a warm-up, shaped like a wrk run of the service (runs_table)."""
     budget = Budget(seconds=ctx.profile.http_s) if ctx.profile.mode == "full" else Budget(transactions=200)
-    pgbench(ctx.scratch.url, "ingest_webhook", clients, budget.warm(), defines, ctx.work)
-    run = pgbench(ctx.scratch.url, "ingest_webhook", clients, budget, defines, ctx.work)
+    pgbench(ctx.scratch.url, script, clients, budget.warm(), defines, ctx.work)
+    run = pgbench(ctx.scratch.url, script, clients, budget, defines, ctx.work)
     log.info(
-        "    direct  %d clients: %7.0f calls/s, p50 %.2f p99 %.2f ms",
+        "    %-13s %d clients: %7.0f calls/s, p50 %.2f p99 %.2f ms",
+        label,
         clients,
         run.tps,
         run.latency_ms["p50"],
@@ -121,7 +102,7 @@ def measure_direct(ctx: Context, clients: int) -> Result:
     )
     return rnd(
         {
-            "app": "direct",
+            "app": label,
             "workers": clients,
             "ok_rps": run.tps,
             "latency_ms": run.latency_ms,
