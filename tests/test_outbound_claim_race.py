@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from conftest import DATABASE_URL
+from queued import queued_system_messages
 
 N_MESSAGES = 200
 N_WORKERS = 4
@@ -33,37 +34,8 @@ DEADLINE_SECONDS = 60
 @pytest.fixture()
 def queued_messages() -> Iterator[tuple[str, set[uuid.UUID]]]:
     """Queue N_MESSAGES marked messages, park everyone else's; undo both afterwards."""
-    marker = f"claim-race {uuid.uuid4()}"
-    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-        with conn.transaction():
-            parked = conn.execute(
-                """update public.whatsapp_messages m set next_attempt_at = 'infinity'
-                   from (select id, next_attempt_at from public.whatsapp_messages
-                         where status = 'queued' for update) old
-                   where m.id = old.id
-                   returning m.id, old.next_attempt_at"""
-            ).fetchall()
-            ids = {
-                row[0]
-                for row in conn.execute(
-                    """insert into public.whatsapp_messages (direction, type, body, status, routing_status,
-                                                             outbound_kind, tenant_phone, to_phone, is_from_tenant)
-                       select 'outgoing', 'text', %s || ' #' || n, 'queued', 'system', 'text', %s, %s, false
-                       from generate_series(1, %s) n
-                       returning id""",
-                    (marker, PHONE, PHONE, N_MESSAGES),
-                ).fetchall()
-            }
-        try:
-            yield marker, ids
-        finally:
-            with conn.transaction():
-                conn.execute("delete from public.whatsapp_messages where body like %s", (marker + " #%",))
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "update public.whatsapp_messages set next_attempt_at = %s where id = %s",
-                        [(next_attempt_at, message_id) for message_id, next_attempt_at in parked],
-                    )
+    with queued_system_messages("claim-race", PHONE, N_MESSAGES) as queued:
+        yield queued
 
 
 def _worker(marker: str, barrier: threading.Barrier, claimed: list[uuid.UUID], errors: list[BaseException]) -> None:

@@ -66,6 +66,7 @@ from app.service import create_app
 from app.webhook import sign
 from conftest import DATABASE_URL, DEVELOPMENT
 from pgbouncer import PgBouncer, PgBouncerMissing, find_binary
+from queued import queued_system_messages
 from test_sql_safety import DYNAMIC_STATEMENTS, FUNCTIONS, SCHEMAS, _constant_string, _expressions, _parsable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -427,37 +428,8 @@ CLAIM_PHONE = "19995550143"  # fictional (555-01xx) and in no seed or test lease
 def queued_for_claims() -> Iterator[tuple[str, set[uuid.UUID]]]:
     """CLAIM_MESSAGES marked queued messages; everyone else's queued messages parked meanwhile
     (claim_outbound_messages hands out any queued message)."""
-    marker = f"pooler-claim {uuid.uuid4()}"
-    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-        with conn.transaction():
-            parked = conn.execute(
-                """update public.whatsapp_messages m set next_attempt_at = 'infinity'
-                   from (select id, next_attempt_at from public.whatsapp_messages
-                         where status = 'queued' for update) old
-                   where m.id = old.id
-                   returning m.id, old.next_attempt_at"""
-            ).fetchall()
-            ids = {
-                row[0]
-                for row in conn.execute(
-                    """insert into public.whatsapp_messages (direction, type, body, status, routing_status,
-                                                             outbound_kind, tenant_phone, to_phone, is_from_tenant)
-                       select 'outgoing', 'text', %s || ' #' || n, 'queued', 'system', 'text', %s, %s, false
-                       from generate_series(1, %s) n
-                       returning id""",
-                    (marker, CLAIM_PHONE, CLAIM_PHONE, CLAIM_MESSAGES),
-                ).fetchall()
-            }
-        try:
-            yield marker, ids
-        finally:
-            with conn.transaction():
-                conn.execute("delete from public.whatsapp_messages where body like %s", (marker + " #%",))
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "update public.whatsapp_messages set next_attempt_at = %s where id = %s",
-                        [(next_attempt_at, message_id) for message_id, next_attempt_at in parked],
-                    )
+    with queued_system_messages("pooler-claim", CLAIM_PHONE, CLAIM_MESSAGES) as queued:
+        yield queued
 
 
 def test_concurrent_claimers_through_the_pooler_claim_each_message_once(
