@@ -179,8 +179,9 @@ def init_app(app: Flask) -> None:
         if started is not None:
             WEBHOOK_SECONDS.observe(time.perf_counter() - started)
             WEBHOOK_REQUESTS.labels(str(response.status_code)).inc()
-            if response.status_code == 200 and response.is_json:
-                _count_summary(response.get_json(silent=True) or {})
+            summary = g.pop("zr_summary", None)  # set by app/webhook.py for a stored body
+            if response.status_code == 200 and isinstance(summary, dict):
+                _count_summary(summary)
         _record_pool(app)
         return response
 

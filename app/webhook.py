@@ -28,7 +28,7 @@ from itertools import accumulate
 from typing import Any
 
 import psycopg
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from psycopg_pool import PoolTimeout
 
@@ -294,7 +294,8 @@ def dead_lettered(body: bytes, unusable: UnusableBody) -> ResponseReturnValue:
     """Keep the body for support and answer 200: Meta's retries could never make it usable."""
     kept = dead_letter(body, unusable)
     log_event(log, "webhook.dead_lettered", level=logging.WARNING, id=kept, code=unusable.code, length=len(body))
-    return jsonify({"dead_lettered": True}), 200
+    g.zr_summary = {"dead_lettered": True}  # for the metrics (app/metrics.py), without parsing the answer again
+    return jsonify(g.zr_summary), 200
 
 
 @bp.post(WEBHOOK_PATH)
@@ -315,4 +316,5 @@ def receive() -> ResponseReturnValue:
         log_event(log, "webhook.rejected", level=level, status=err.status, code=err.code, reason=err.message)
         return error_response(err.status, err.code, err.message, err.hint)
     log_summary(summary)
+    g.zr_summary = summary  # for the metrics (app/metrics.py), without parsing the answer again
     return jsonify(summary), 200
