@@ -95,6 +95,27 @@ def storage(c: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+PRODUCTION = ("gunicorn", "sender", "media worker", "postgres")  # soak processes that are deployed
+
+
+def soak_cores(found: dict[str, Result]) -> dict[str, Any] | None:
+    """What the soak's deployed processes used at the standard tier, in cores (mean over the run)."""
+    soak = found.get("soak") or {}
+    memory = (soak.get("summary") or {}).get("memory") or {}
+    used = {k: v["cpu_pct"] / 100.0 for k, v in memory.items() if k.startswith(PRODUCTION) and "cpu_pct" in v}
+    if not used:
+        return None
+    totals = soak.get("totals") or {}
+    return {
+        "cores": sum(used.values()),
+        "by_process": used,
+        "inbound_per_s": (soak.get("summary") or {}).get("inbound_per_s"),
+        "replies": (totals.get("replies") or {}).get("queued"),
+        "statuses": (totals.get("status_webhooks") or {}).get("ok"),
+        "seconds": (soak.get("summary") or {}).get("load_s"),
+    }
+
+
 def model(found: dict[str, Result]) -> dict[str, Any]:
     c = costs(found)
     per_core = {k: 1000.0 / v for k, v in c.items() if isinstance(v, float) and v > 0}
@@ -103,6 +124,7 @@ def model(found: dict[str, Result]) -> dict[str, Any]:
         "per_core": per_core,
         "tiers": tier_rows(c),
         "storage": storage(c),
+        "soak": soak_cores(found),
         "headroom": HEADROOM,
         "media_share": MEDIA_SHARE,
         "media_mean_bytes": MEDIA_MEAN_BYTES,
