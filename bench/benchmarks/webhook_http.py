@@ -77,7 +77,8 @@ def measure_direct_statuses(ctx: Context, clients: int) -> Result:
     """Status webhooks (sent, delivered, read of replies) straight to ingest_whatsapp_webhook, as
     measure_direct does messages: what the capacity model (docs/scaling.md) charges per status."""
     targets = 60_000 if ctx.profile.mode == "full" else 2_000  # 3 statuses each: more than a run takes
-    psql_file(ctx.scratch.url, SQL / "status_targets.sql", {"n": targets}, quiet=True)
+    tag = f"{clients}x{int(time.time())}"
+    psql_file(ctx.scratch.url, SQL / "status_targets.sql", {"n": targets, "tag": tag}, quiet=True)
     return direct_run(ctx, "direct_status", "ingest_status", clients, {})
 
 
