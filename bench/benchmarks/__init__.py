@@ -12,6 +12,7 @@ from bench.benchmarks import (
     inbound_routing,
     inbox_rls,
     media_worker,
+    partitioning,
     routing_upkeep,
     scale,
     webhook_http,
@@ -28,4 +29,5 @@ REGISTRY: list[Benchmark] = [
     backfill.BENCHMARK,
     flood.BENCHMARK,
     media_worker.BENCHMARK,
+    partitioning.BENCHMARK,
 ]

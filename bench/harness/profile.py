@@ -56,6 +56,9 @@ class Profile:
     flood_posts_s: int  # ... for at most this long per phone and way
     media_files: int  # photos the media worker downloads (fake Graph API -> Storage stand-in)
     media_file_bytes: int  # ... of this size each (under WhatsApp's 5 MiB for images)
+    partition_sizes: tuple[tuple[int, bool], ...]  # partitioning: (messages, narrow row) per size
+    partition_query: Budget  # ... each query, per layout
+    partition_insert: Budget  # ... each insert variant and client count, per layout
     clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
     http_connections: int = 8  # wrk connections
 
@@ -87,6 +90,9 @@ def make_profile(quick: bool, scale: float) -> Profile:
             flood_posts_s=8,
             media_files=max(4, int(20 * scale)),
             media_file_bytes=2_000_000,
+            partition_sizes=((max(20_000, int(20_000 * scale)), False), (max(20_000, int(200_000 * scale)), True)),
+            partition_query=Budget(transactions=60),
+            partition_insert=Budget(transactions=60),
         )
     return Profile(
         "full",
@@ -110,4 +116,8 @@ def make_profile(quick: bool, scale: float) -> Profile:
         flood_posts_s=60,
         media_files=max(4, int(100 * scale)),
         media_file_bytes=5_000_000,
+        # 100M full-width rows would need ~60 GB per layout: that size has the narrow row.
+        partition_sizes=((max(20_000, int(10_000_000 * scale)), False), (max(20_000, int(100_000_000 * scale)), True)),
+        partition_query=Budget(seconds=5),
+        partition_insert=Budget(seconds=8),
     )
