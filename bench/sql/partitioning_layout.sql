@@ -2,7 +2,7 @@
 -- columns, defaults and generated column of public.whatsapp_messages (its CHECK constraints and
 -- indexes come after the load, bench/benchmarks/partitioning.py).
 --   :partitioned false  one table, as today;
---   :partitioned true   partitioned by range (sent_at), a partition per calendar month (UTC) from
+--   :partitioned true   partitioned by range (created_at), a partition per calendar month (UTC) from
 --                       the history's first month to three months ahead (pg_partman's premake),
 --                       named as pg_partman 5 names them (messages_pYYYYMMDD), no default
 --                       partition (DETACH ... CONCURRENTLY refuses a table that has one), and
@@ -17,7 +17,7 @@ create schema :"layout";
 
 \if :partitioned
 create table :"layout".messages (like public.whatsapp_messages including defaults including generated)
-partition by range (sent_at);
+partition by range (created_at);
 
 select format('create table %I.%I partition of %I.messages for values from (%L) to (%L) with (autovacuum_enabled = false)',
               :'layout', 'messages_p' || to_char(m, 'YYYYMMDD'), :'layout', m, m + interval '1 month')
@@ -32,7 +32,7 @@ where p.name = 'start'
 create table :"layout".message_keys (
   wamid text not null,
   message_id uuid not null,
-  sent_at timestamptz not null
+  created_at timestamptz not null
 ) with (autovacuum_enabled = false);
 \else
 create table :"layout".messages (like public.whatsapp_messages including defaults including generated)
