@@ -2,10 +2,10 @@
 -- sessions load chunks at once; a partitioned table routes each row to its month). The row is
 -- the one bench/sql/world_messages_chunk.sql writes (full width), or with :narrow the columns
 -- the hot indexes and queries use (id, wamid, conversation, landlord, tenant phone, direction,
--- routing status, status, the three times) and nulls for the rest: no body, phones, contact
--- name, signature, receipt times, tenant_id or property_id (their partial indexes hold only new
--- rows then). That is what 100M rows can afford: ~350 bytes a row with the indexes instead of
--- ~600. The `offset 0` fences keep each hash computed once per row.
+-- routing status, status, the three times; a wamid without 'wamid.') and nulls for the rest: no
+-- body, phones, contact name, signature, receipt times, tenant_id or property_id (their partial
+-- indexes hold only new rows then). That is what 100M rows can afford on disk: ~370 bytes a row
+-- with the indexes instead of ~600. The `offset 0` fences keep each hash computed once per row.
 
 \set ON_ERROR_STOP 1
 set client_min_messages = warning;

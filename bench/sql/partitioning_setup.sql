@@ -39,10 +39,14 @@ language sql immutable parallel safe as $$ select (high || to_hex(n | (-92233720
 create function bench.msg_id(g bigint) returns uuid
 language sql immutable parallel safe as $$ select bench.uuid_of(lpad(to_hex(hashint8extended(g, 1)), 16, '0'), g) $$;
 
--- 'wamid.HBgM' and 32 hex digits like Meta's (full row), 10 in the narrow row.
+-- The wamid prefix (the narrow row saves the 'wamid.'), then hex digits in random order.
+create function bench.wamid_prefix(narrow boolean) returns text
+language sql immutable parallel safe as $$ select case when narrow then 'HBgM' else 'wamid.HBgM' end $$;
+
+-- 'wamid.HBgM' and 32 hex digits like Meta's (full row), 'HBgM' and 10 in the narrow row.
 create function bench.msg_wamid(g bigint, narrow boolean) returns text
 language sql immutable parallel safe as $$
-  select 'wamid.HBgM' || upper(bench.scatter40(g, 3266489917)
+  select bench.wamid_prefix(narrow) || upper(bench.scatter40(g, 3266489917)
          || case when narrow then '' else lpad(to_hex(hashint8extended(g, 2)), 16, '0')
                                           || lpad(to_hex(hashint8extended(g, 3) & 16777215), 6, '0') end)
 $$;
@@ -116,7 +120,7 @@ returns uuid
 language plpgsql
 as $$
 declare
-  w text := 'wamid.HBgM' || upper(lpad(to_hex(h), 10, '0')) || 'P' || txid_current();
+  w text := bench.wamid_prefix(narrow) || upper(lpad(to_hex(h), 10, '0')) || 'P' || txid_current();
   r bigint := bench.rank_of(u::float8 / 1e6, conversations);
   incoming boolean := d <= 55;
   stored uuid;
