@@ -341,11 +341,14 @@ def build(scratch: Scratch, size: Size, layout: Layout, plan: IndexPlan) -> Resu
         return r[1] - r[0] + 1
 
     done = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=SESSIONS) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=SESSIONS)
+    try:
         for n in pool.map(load, ranges):
             done += n
             if done % (10 * CHUNK_ROWS) == 0 or done == size.rows:
                 log.info("      %s: %s / %s rows", layout.name, human(done), human(size.rows))
+    finally:
+        pool.shutdown(cancel_futures=True)  # an interrupt or a failure: no further chunks
     seconds["load"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -455,22 +458,32 @@ def run_parallel(url: str, statements: list[str], sessions: int = SESSIONS) -> N
     todo: queue.Queue[str] = queue.Queue()
     for s in statements:
         todo.put(s)
+    stop = threading.Event()  # a failure or an interrupt: the other sessions take nothing more
 
     def worker() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"set maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
             conn.execute("set max_parallel_maintenance_workers = 0")
             conn.execute("set client_min_messages = warning")
-            while True:
+            while not stop.is_set():
                 try:
                     statement = todo.get_nowait()
                 except queue.Empty:
                     return
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except BaseException:
+                    stop.set()
+                    raise
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=sessions) as pool:
-        for f in [pool.submit(worker) for _ in range(sessions)]:
-            f.result()
+        futures = [pool.submit(worker) for _ in range(sessions)]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            stop.set()
+            raise
 
 
 def free_bytes(scratch: Scratch) -> int:
