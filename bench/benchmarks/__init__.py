@@ -12,6 +12,7 @@ from bench.benchmarks import (
     inbound_routing,
     inbox_rls,
     media_worker,
+    partitioning,
     routing_upkeep,
     scale,
     soak,
@@ -29,5 +30,6 @@ REGISTRY: list[Benchmark] = [
     backfill.BENCHMARK,
     flood.BENCHMARK,
     media_worker.BENCHMARK,
+    partitioning.BENCHMARK,
     soak.BENCHMARK,  # measured only when named (scripts/bench --only soak)
 ]

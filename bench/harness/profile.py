@@ -58,6 +58,9 @@ class Profile:
     media_file_bytes: int  # ... of this size each (under WhatsApp's 5 MiB for images)
     soak_s: int  # the soak's load phase (scripts/bench --soak-minutes N overrides it)
     soak_sample_s: float  # ... sampled this often
+    partition_sizes: tuple[tuple[int, bool], ...]  # partitioning: (messages, narrow row) per size
+    partition_query: Budget  # ... each query, per layout
+    partition_insert: Budget  # ... each insert variant and client count, per layout
     clients: tuple[int, ...] = (1, 2, 4, 8)  # pgbench clients of inbound routing
     http_connections: int = 8  # wrk connections
 
@@ -91,6 +94,9 @@ def make_profile(quick: bool, scale: float) -> Profile:
             media_file_bytes=2_000_000,
             soak_s=60,
             soak_sample_s=2.0,
+            partition_sizes=((max(20_000, int(20_000 * scale)), False), (max(20_000, int(200_000 * scale)), True)),
+            partition_query=Budget(transactions=60),
+            partition_insert=Budget(transactions=60),
         )
     return Profile(
         "full",
@@ -116,4 +122,8 @@ def make_profile(quick: bool, scale: float) -> Profile:
         media_file_bytes=5_000_000,
         soak_s=1800,
         soak_sample_s=10.0,
+        # 100M full-width rows would need ~60 GB per layout: that size has the narrow row.
+        partition_sizes=((max(20_000, int(10_000_000 * scale)), False), (max(20_000, int(100_000_000 * scale)), True)),
+        partition_query=Budget(seconds=5),
+        partition_insert=Budget(seconds=8),
     )
