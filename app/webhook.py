@@ -201,7 +201,7 @@ def ingest(config: Config, text: str) -> dict[str, Any]:
     """One call of public.ingest_whatsapp_webhook in one transaction; returns its summary once committed."""
     pool = current_app.extensions["zr_pool"]
     try:
-        # One round trip; the row is returned only once the transaction has committed.
+        # The row is returned only once the transaction has committed.
         row = fetch_one_committed(pool, "select public.ingest_whatsapp_webhook(%s::jsonb) as result", [text])
     except (psycopg.Error, PoolTimeout) as exc:
         raise classify_db_error(exc) from exc

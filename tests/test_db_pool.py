@@ -1,4 +1,4 @@
-"""The service's pool (app/db.py): one round trip per RPC, and connections checked only after idling."""
+"""The service's pool (app/db.py): one statement committed as a role, and connections checked only after idling."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_fetch_one_committed_runs_as_the_role_and_returns_after_commit(pool: dbm
         conn.rollback()
 
 
-def test_an_error_in_the_pipeline_rolls_back_and_leaves_the_connection_usable(pool: dbmod.Pool) -> None:
+def test_an_error_rolls_back_and_leaves_the_connection_usable(pool: dbmod.Pool) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
         dbmod.fetch_one_committed(pool, "select 1 / 0 as x", [])
     row = dbmod.fetch_one_committed(pool, "select 2 as x", [])
